@@ -1,0 +1,100 @@
+# edgeslm.pi5 — set-up, lab and checks on a Debian 12 machine (run as root).
+#
+#   make lab        build the virtual Pi 5 lab and run playbooks/site.yml on it
+#   make lab-down   remove the lab
+#   make test       everything CI checks (scripts/run-checks), pytest-style summary at the end
+#
+# Every target installs what it needs first (apt packages, .venv, node images);
+# a second run finds everything in place and goes straight to work.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+REPO := $(CURDIR)
+VENV := $(REPO)/.venv
+VENV_CHECKOV := $(REPO)/.venv-checkov
+BUILD := $(REPO)/.build
+PYTHON ?= python3
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
+export CONTAINERS_CONF := $(REPO)/molecule/resources/containers.conf
+export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages: podman + runc (crun refuses this machine's hybrid cgroups),
+# debootstrap for the node images, qemu-user-static for arm64 nodes.
+APT_PACKAGES := podman runc debootstrap qemu-user-static binfmt-support dpkg-dev git make
+APT_STAMP := $(BUILD)/apt.stamp
+VENV_STAMP := $(VENV)/.installed
+CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
+LINK := $(BUILD)/collections/ansible_collections/edgeslm/pi5
+GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
+.PHONY: help setup apt venv images lab lab-down test test-static molecule validate-gitops sanity clean
+
+help:
+	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) images
+
+$(APT_STAMP): Makefile
+	@mkdir -p $(BUILD)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV_STAMP): requirements/test.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements/test.txt
+	@touch $@
+
+# checkov pins packaging<24 while pytest needs >=24: it gets a venv of its own.
+$(CHECKOV_STAMP): requirements/checkov.txt
+	@test -x $(VENV_CHECKOV)/bin/python || $(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install -q -r requirements/checkov.txt
+	@touch $@
+
+# The checkout, presented as ansible_collections/edgeslm/pi5 for ansible, molecule and pytest.
+$(LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn ../../../.. $@
+
+# ansible-test --venv downloads get-pip from a host this network cannot reach;
+# the stand-in runs pip from the pip wheel on PyPI instead.
+$(GETPIP): scripts/ansible-test-get-pip.py $(VENV_STAMP)
+	@mkdir -p $(dir $@)
+	$(VENV)/bin/pip download -q --no-deps pip==24.2 -d $(dir $@)
+	@cp scripts/ansible-test-get-pip.py $@
+
+images: $(APT_STAMP)
+	$(PYTHON) scripts/node-image --arch amd64 --arch arm64
+
+lab: setup
+	$(VENV)/bin/python scripts/lab up
+
+lab-down: $(VENV_STAMP)
+	$(VENV)/bin/python scripts/lab down
+
+test: setup
+	$(VENV)/bin/python scripts/run-checks
+
+test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP)
+	$(VENV)/bin/python scripts/run-checks --static
+
+molecule: setup
+	$(VENV)/bin/python scripts/run-checks --only molecule:$(S)
+
+validate-gitops: $(VENV_STAMP) $(CHECKOV_STAMP)
+	$(VENV)/bin/python scripts/validate-gitops
+
+sanity: $(VENV_STAMP) $(LINK) $(GETPIP)
+	$(VENV)/bin/python scripts/run-checks --only ansible-test-sanity
+
+clean: lab-down
+	rm -rf $(BUILD) dist tests/output

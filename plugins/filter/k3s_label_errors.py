@@ -1,0 +1,21 @@
+# Copyright (c) edgeslm maintainers
+# MIT License (see https://opensource.org/licenses/MIT)
+# SPDX-License-Identifier: MIT
+"""Filter edgeslm.pi5.k3s_label_errors: invalid node labels (docs: k3s_label_errors.yml)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s import label_errors
+
+
+def k3s_label_errors(labels: Sequence[str], variable: str = "labels") -> list[str]:
+    """One message per label that kubelet would refuse; empty when all are valid."""
+    return label_errors(list(labels or []), variable)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {"k3s_label_errors": k3s_label_errors}

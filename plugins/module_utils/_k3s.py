@@ -1,0 +1,519 @@
+# Copyright (c) edgeslm maintainers
+# MIT License (see LICENSES/MIT.txt or https://opensource.org/licenses/MIT)
+# SPDX-License-Identifier: MIT
+"""Decisions for the k3s roles and playbooks: versions, topology, tokens, config keys, labels.
+
+PRIVATE: internal to the edgeslm.pi5 collection; no compatibility promise.
+
+Everything here is pure (no I/O): the roles read state on the node, pass it in, and act
+on the answer. Refusals are `K3sError` subclasses (ValueError) whose messages name the
+inventory variable and the fix. No message ever contains a token.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
+    AGENT_KEYS,
+    REPEATABLE_KEYS,
+    SERVER_KEYS,
+)
+
+__all__ = [
+    "ChecksumError",
+    "ConfigKeyError",
+    "K3sError",
+    "K3sVersion",
+    "TokenChangeError",
+    "TokenPlan",
+    "TopologyError",
+    "UpgradePlan",
+    "VersionError",
+    "checksum_for",
+    "config_key_errors",
+    "hardware_labels",
+    "label_errors",
+    "nominal_ram_gb",
+    "parse_checksum_list",
+    "parse_token",
+    "parse_version",
+    "taint_errors",
+    "token_plan",
+    "topology_errors",
+    "upgrade_plan",
+    "version_from_output",
+]
+
+
+class K3sError(ValueError):
+    """Base class of every refusal in this module."""
+
+
+class VersionError(K3sError):
+    """A k3s version string is malformed, or an upgrade path is not allowed."""
+
+
+class TopologyError(K3sError):
+    """The inventory's server/agent layout cannot form a sound cluster."""
+
+
+class TokenChangeError(K3sError):
+    """The configured token differs from the one the cluster was bootstrapped with."""
+
+
+class ConfigKeyError(K3sError):
+    """A k3s configuration key or value is not valid."""
+
+
+class ChecksumError(K3sError):
+    """A release checksum list is malformed or lacks the wanted file."""
+
+
+# --- versions ------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)")
+
+
+@dataclass(frozen=True, order=True)
+class K3sVersion:
+    """A k3s release, ordered as releases are: Kubernetes version first, then the k3s revision."""
+
+    major: int
+    minor: int
+    patch: int
+    revision: int
+
+    def __str__(self) -> str:
+        return f"v{self.major}.{self.minor}.{self.patch}+k3s{self.revision}"
+
+    @property
+    def minor_line(self) -> str:
+        return f"v{self.major}.{self.minor}"
+
+
+def parse_version(text: str, field_name: str = "edgeslm_k3s_version") -> K3sVersion:
+    """Parse `v1.33.7+k3s1`; channel names such as `stable` or `latest` are refused (not pinned)."""
+    value = str(text).strip()
+    match = _VERSION.fullmatch(value)
+    if match is None:
+        raise VersionError(
+            f"{field_name} must be a pinned k3s release such as 'v1.33.7+k3s1' "
+            f"(v<major>.<minor>.<patch>+k3s<revision>), got {value[:60]!r}"
+        )
+    major, minor, patch, revision = (int(group) for group in match.groups())
+    return K3sVersion(major, minor, patch, revision)
+
+
+def version_from_output(output: str) -> K3sVersion | None:
+    """The version in `k3s --version` output (`k3s version v1.33.7+k3s1 (a1b2c3d4)`); None if absent."""
+    for line in str(output).splitlines():
+        if line.startswith("k3s version "):
+            match = _VERSION.search(line)
+            if match is not None:
+                return parse_version(match.group(0), "k3s --version")
+    return None
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    """What a node needs to reach the target version: install, upgrade or nothing."""
+
+    action: str
+    current: str
+    target: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"action": self.action, "current": self.current, "target": self.target}
+
+
+def upgrade_plan(current: str | None, target: str) -> UpgradePlan:
+    """Decide install / upgrade / none; refuse downgrades and skipped minor versions.
+
+    k3s supports upgrading one minor at a time and refuses downgrades (its own
+    upgrade controller does too), so both are errors here rather than half-done upgrades.
+    """
+    wanted = parse_version(target)
+    if current is None or str(current).strip() == "":
+        return UpgradePlan("install", "", str(wanted))
+    have = parse_version(str(current), "installed k3s version")
+    if have == wanted:
+        return UpgradePlan("none", str(have), str(wanted))
+    if wanted < have:
+        raise VersionError(
+            f"edgeslm_k3s_version {wanted} is older than the installed {have}: k3s does not support "
+            "downgrades. Keep edgeslm_k3s_version at the installed release or newer; to go back, restore "
+            "the etcd snapshot taken before the upgrade (docs/k3s.md, 'Rollback')."
+        )
+    if wanted.major != have.major or wanted.minor > have.minor + 1:
+        raise VersionError(
+            f"edgeslm_k3s_version {wanted} skips minor versions after the installed {have}: upgrade one "
+            f"minor at a time (next: the latest {have.major}.{have.minor + 1}.x release), running "
+            "playbooks/upgrade.yml once per minor."
+        )
+    return UpgradePlan("upgrade", str(have), str(wanted))
+
+
+# --- topology ------------------------------------------------------------------------------
+
+
+def topology_errors(servers: Sequence[str], api_endpoint: str, allow_even: bool = False) -> list[str]:
+    """Errors in the server layout; empty when the cluster can be formed."""
+    errors: list[str] = []
+    count = len(servers)
+    if count == 0:
+        errors.append("the inventory group named by k3s_server_group has no hosts: a cluster needs at least one server")
+        return errors
+    if count % 2 == 0 and not allow_even:
+        errors.append(
+            f"the inventory has {count} servers: embedded etcd needs a majority, so {count} servers tolerate "
+            f"no more failures than {count - 1}. Use an odd number of servers, or set "
+            "k3s_server_allow_even_servers: true to accept this knowingly."
+        )
+    if count > 1 and not str(api_endpoint or "").strip():
+        errors.append(
+            f"edgeslm_k3s_api_endpoint is not set but the inventory has {count} servers: joining servers and "
+            "agents need one stable address for the API (a DNS name, a VIP, or the first server's address)."
+        )
+    return errors
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+# A full ("secure") k3s token: K10<sha256 of the cluster CA>::<user>:<secret>.
+_FULL_TOKEN = re.compile(r"K10([0-9a-f]{64})::([^:\s]+):(\S+)")
+_MIN_TOKEN_LENGTH = 16
+
+
+def parse_token(token: str) -> tuple[str | None, str]:
+    """Split a token into (CA hash or None, secret). A plain token is all secret."""
+    value = str(token).strip()
+    match = _FULL_TOKEN.fullmatch(value)
+    if match is None:
+        return None, value
+    return match.group(1), match.group(3)
+
+
+@dataclass(frozen=True)
+class TokenPlan:
+    """Where the node's join token comes from: inventory, the running cluster, or k3s itself."""
+
+    source: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source}
+
+
+def token_plan(desired: str | None, cluster: str | None) -> TokenPlan:
+    """Decide which token to use; refuse a token that differs from the bootstrapped cluster's.
+
+    `desired` is edgeslm_k3s_token (empty: not set); `cluster` is the token the first
+    server holds in /var/lib/rancher/k3s/server/token (empty: not bootstrapped yet).
+    """
+    want = str(desired or "").strip()
+    have = str(cluster or "").strip()
+    want_hash, want_secret = parse_token(want)
+    if want:
+        if any(ch.isspace() for ch in want):
+            raise TokenChangeError("edgeslm_k3s_token must not contain whitespace")
+        if len(want_secret) < _MIN_TOKEN_LENGTH:
+            raise TokenChangeError(
+                f"edgeslm_k3s_token is shorter than {_MIN_TOKEN_LENGTH} characters: use a long random value "
+                "(e.g. `openssl rand -hex 32`), kept in ansible-vault"
+            )
+    if not want and not have:
+        return TokenPlan("generate")
+    if want and not have:
+        return TokenPlan("inventory")
+    if have and not want:
+        return TokenPlan("cluster")
+    have_hash, have_secret = parse_token(have)
+    if want_secret != have_secret or (want_hash is not None and have_hash is not None and want_hash != have_hash):
+        raise TokenChangeError(
+            "edgeslm_k3s_token differs from the token this cluster was bootstrapped with. The embedded etcd "
+            "datastore is encrypted with the original token, so changing it in the configuration breaks the "
+            "servers ('bootstrap data already found and encrypted with different token'); nothing was changed. "
+            "Either unset edgeslm_k3s_token (the roles read the cluster's token from the first server), or "
+            "rotate it properly: `k3s token rotate --new-token <new>` on one server, then set "
+            "edgeslm_k3s_token to the new value (docs/k3s.md, 'Token')."
+        )
+    return TokenPlan("inventory")
+
+
+# --- config keys ---------------------------------------------------------------------------
+
+_SECRET_KEYS = frozenset({"token", "agent-token", "etcd-s3-secret-key", "vpn-auth"})
+
+
+def _keys_for(role: str) -> frozenset[str]:
+    if role == "server":
+        return SERVER_KEYS
+    if role == "agent":
+        return AGENT_KEYS
+    raise ConfigKeyError(f"role must be 'server' or 'agent', got {role!r}")
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+def config_key_errors(
+    config: Mapping[str, object],
+    role: str,
+    variable: str,
+    reserved: Sequence[str] = (),
+) -> list[str]:
+    """Errors for keys k3s would reject (unknown flags, wrong shapes), secrets, and reserved keys.
+
+    `variable` names the inventory variable the mapping came from, for the message.
+    `reserved` lists keys the role manages itself (a user value would fight the role).
+    """
+    if not isinstance(config, Mapping):
+        return [f"{variable} must be a mapping of k3s option names to values, got {type(config).__name__}"]
+    valid = _keys_for(role)
+    errors: list[str] = []
+    for raw_key, value in config.items():
+        if not isinstance(raw_key, str) or not raw_key:
+            errors.append(f"{variable}: option names must be non-empty strings, got {raw_key!r}")
+            continue
+        key = raw_key[:-1] if raw_key.endswith("+") else raw_key
+        if key.startswith("-"):
+            errors.append(f"{variable}: write {key.lstrip('-')!r} without leading dashes (config-file form)")
+            continue
+        if key not in valid:
+            hint = difflib.get_close_matches(key, sorted(valid), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            errors.append(f"{variable}: {key!r} is not a k3s {role} option (docs.k3s.io/cli/{role}){suggestion}")
+            continue
+        if key in reserved:
+            errors.append(f"{variable}: {key!r} is set by the role itself; use the role variable documented for it")
+            continue
+        if key in _SECRET_KEYS:
+            errors.append(
+                f"{variable}: {key!r} is a secret and would be written in clear; set the cluster token with "
+                "edgeslm_k3s_token (no_log) instead"
+            )
+            continue
+        if key in REPEATABLE_KEYS:
+            items = value if isinstance(value, list) else [value]
+            if not all(_scalar(item) for item in items):
+                errors.append(f"{variable}: {key!r} takes a string or a list of strings")
+        elif not _scalar(value):
+            errors.append(f"{variable}: {key!r} takes a single value (string, number or boolean)")
+    return errors
+
+
+# --- labels and taints ---------------------------------------------------------------------
+
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)")
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _key_error(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or _LABEL_PREFIX.fullmatch(prefix) is None):
+        return f"prefix {prefix!r} is not a DNS subdomain"
+    if _LABEL_NAME.fullmatch(name) is None:
+        return f"name {name!r} must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+    return None
+
+
+def label_errors(labels: Sequence[str], variable: str) -> list[str]:
+    """Errors for `key=value` node labels as kubelet's --node-labels accepts them."""
+    errors: list[str] = []
+    for label in labels:
+        key, sep, value = str(label).partition("=")
+        if not sep:
+            errors.append(f"{variable}: {label!r} must be key=value")
+            continue
+        problem = _key_error(key)
+        if problem is None and _LABEL_VALUE.fullmatch(value) is None:
+            problem = f"value {value!r} must be at most 63 alphanumerics, '-', '_' or '.'"
+        if problem:
+            errors.append(f"{variable}: {label!r}: {problem}")
+    return errors
+
+
+def taint_errors(taints: Sequence[str], variable: str) -> list[str]:
+    """Errors for `key[=value]:Effect` node taints."""
+    errors: list[str] = []
+    for taint in taints:
+        body, sep, effect = str(taint).rpartition(":")
+        if not sep or effect not in _TAINT_EFFECTS:
+            errors.append(f"{variable}: {taint!r} must be key[=value]:Effect with Effect one of {_TAINT_EFFECTS}")
+            continue
+        key, _, value = body.partition("=")
+        problem = _key_error(key)
+        if problem is None and _LABEL_VALUE.fullmatch(value) is None:
+            problem = f"value {value!r} must be at most 63 alphanumerics, '-', '_' or '.'"
+        if problem:
+            errors.append(f"{variable}: {taint!r}: {problem}")
+    return errors
+
+
+_BOARD_RAM_GB = (1, 2, 4, 8, 16, 32, 64)
+
+
+def nominal_ram_gb(total_bytes: int) -> int:
+    """The board's RAM size from MemTotal: the kernel reserves some, so round up to a board size."""
+    if total_bytes <= 0:
+        raise K3sError(f"RAM size must be positive, got {total_bytes}")
+    gib = total_bytes / 2**30
+    for size in _BOARD_RAM_GB:
+        if gib <= size:
+            return size
+    return math.ceil(gib)
+
+
+def _fact(facts: Mapping[str, object], *names: str) -> object:
+    """The first present value among `names`; a dict fact gives its `value` unless its source is absent."""
+    for name in names:
+        if name not in facts:
+            continue
+        value = facts[name]
+        if isinstance(value, Mapping):
+            if value.get("source") == "absent":
+                continue
+            for inner in ("nominal_gb", "gb", "value", "bytes", "total_bytes", "present"):
+                if inner in value:
+                    return {"__unit": inner, "value": value[inner]}
+            continue
+        if value is not None:
+            return {"__unit": name, "value": value}
+    return None
+
+
+def _as_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise K3sError(f"{what} must be a number, got {value!r}")
+    try:
+        return int(float(value))
+    except ValueError as exc:
+        raise K3sError(f"{what} must be a number, got {value!r}") from exc
+
+
+def _ram_from_facts(facts: Mapping[str, object]) -> int | None:
+    found = _fact(facts, "ram_gb", "ram_bytes", "memory_bytes", "mem_total_bytes", "ram", "memory")
+    if not isinstance(found, dict):
+        return None
+    unit, value = found["__unit"], found["value"]
+    if unit in ("ram_gb", "gb", "nominal_gb"):
+        return _as_int(value, "edgeslm_pi5 RAM (GB)")
+    return nominal_ram_gb(_as_int(value, "edgeslm_pi5 RAM (bytes)"))
+
+
+def _nvme_from_facts(facts: Mapping[str, object]) -> bool | None:
+    found = _fact(facts, "nvme", "nvme_present")
+    if not isinstance(found, dict):
+        return None
+    value = found["value"]
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+def _page_size_from_facts(facts: Mapping[str, object]) -> int | None:
+    found = _fact(facts, "page_size", "page_size_bytes")
+    if not isinstance(found, dict):
+        return None
+    return _as_int(found["value"], "edgeslm_pi5 page size")
+
+
+def _page_label(size: int) -> str:
+    if size <= 0 or size % 1024:
+        raise K3sError(f"page size must be a positive multiple of 1024 bytes, got {size}")
+    return f"{size // 1024}k"
+
+
+def hardware_labels(
+    facts: Mapping[str, object] | None,
+    inventory: Mapping[str, object] | None,
+    taint_16k_pages: bool = True,
+) -> dict[str, object]:
+    """Node labels (and the 16K-page taint) from pi5_facts, falling back to inventory values.
+
+    Returns {"labels": [...], "taints": [...], "sources": {"ram-gb": "facts"|"inventory"|"absent", ...}}.
+    Inventory keys: ram_gb (int), nvme (bool), page_size (bytes, e.g. 4096 or 16384).
+    """
+    facts = facts if isinstance(facts, Mapping) else {}
+    inventory = inventory if isinstance(inventory, Mapping) else {}
+    labels: list[str] = []
+    taints: list[str] = []
+    sources: dict[str, str] = {}
+
+    ram = _ram_from_facts(facts)
+    sources["ram-gb"] = "facts"
+    if ram is None and inventory.get("ram_gb") is not None:
+        ram, sources["ram-gb"] = _as_int(inventory["ram_gb"], "edgeslm_node_hardware.ram_gb"), "inventory"
+    if ram is None:
+        sources["ram-gb"] = "absent"
+    else:
+        labels.append(f"edgeslm.io/ram-gb={ram}")
+
+    nvme = _nvme_from_facts(facts)
+    sources["nvme"] = "facts"
+    if nvme is None and inventory.get("nvme") is not None:
+        nvme, sources["nvme"] = bool(inventory["nvme"]), "inventory"
+    if nvme is None:
+        sources["nvme"] = "absent"
+    else:
+        labels.append(f"edgeslm.io/nvme={'true' if nvme else 'false'}")
+
+    page = _page_size_from_facts(facts)
+    sources["page-size"] = "facts"
+    if page is None and inventory.get("page_size") is not None:
+        page, sources["page-size"] = _as_int(inventory["page_size"], "edgeslm_node_hardware.page_size"), "inventory"
+    if page is None:
+        sources["page-size"] = "absent"
+    else:
+        label = _page_label(page)
+        labels.append(f"edgeslm.io/page-size={label}")
+        if taint_16k_pages and page > 4096:
+            # Many arm64 images assume 4K pages (jemalloc aborts): keep them off unless they tolerate it.
+            taints.append(f"edgeslm.io/page-size={label}:NoSchedule")
+    return {"labels": labels, "taints": taints, "sources": sources}
+
+
+# --- release checksums ---------------------------------------------------------------------
+
+_CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *]?(\S+)")
+
+
+def parse_checksum_list(text: str) -> dict[str, str]:
+    """Parse a `sha256sum` list (the release's sha256sum-<arch>.txt) into {file name: hex digest}."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(str(text).splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _CHECKSUM_LINE.fullmatch(stripped)
+        if match is None:
+            raise ChecksumError(f"checksum list line {number} is not '<sha256>  <file>': {stripped[:80]!r}")
+        name = match.group(2).removeprefix("./")
+        digest = match.group(1).lower()
+        if result.get(name, digest) != digest:
+            raise ChecksumError(f"checksum list names {name!r} twice with different digests")
+        result[name] = digest
+    return result
+
+
+def checksum_for(text: str, filename: str) -> str:
+    """The digest the checksum list gives for `filename`; refuse when it is not listed."""
+    listing = parse_checksum_list(text)
+    if filename not in listing:
+        known = ", ".join(sorted(listing)) or "nothing"
+        raise ChecksumError(
+            f"the checksum list does not name {filename!r} (it lists {known}); put the release's "
+            "sha256sum-<arch>.txt next to the binary in edgeslm_k3s_airgap_dir"
+        )
+    return listing[filename]

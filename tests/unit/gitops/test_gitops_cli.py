@@ -1,0 +1,96 @@
+# Copyright (c) edgeslm maintainers
+# SPDX-License-Identifier: MIT
+"""The command line as users and CI call it: exit codes, output, given paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+SCRIPT = REPO / "scripts" / "validate-gitops"
+
+
+def test_script_validates_one_site_without_ansible_on_the_path() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH")}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--no-checkov", "--site", "lab"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("site lab: ")
+    assert "site argocd/lab: " in proc.stdout
+    assert "2 passed, 0 failed" in proc.stdout
+
+
+def test_missing_schema_dir_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-checkov", "--schemas", str(tmp_path / "nowhere")]) == 2
+    assert "CRD schemas not found" in capsys.readouterr().err
+
+
+def test_given_file_with_defect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  namespace: default\nautomount: false\n",
+        encoding="utf-8",
+    )
+    assert main(["--no-checkov", str(manifest)]) == 1
+    out = capsys.readouterr().out
+    assert f"site {manifest}: 1 objects, 1 problem(s)" in out
+    assert "[schema]" in out and "'automount' was unexpected" in out
+
+
+def test_given_directories_are_one_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    infrastructure = REPO / "gitops" / "infrastructure"
+    configs = infrastructure / "configs" / "lab"
+    # Alone, the configs reference a namespace the controllers create.
+    assert main(["--no-checkov", str(configs)]) == 1
+    assert "namespace minio is not created" in capsys.readouterr().out
+    assert main(["--no-checkov", str(infrastructure / "controllers" / "lab"), str(configs)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(" objects, ok")
+
+
+def test_given_flux_repository_root(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-checkov", "-q", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "7 passed, 0 failed" in out
+
+
+def test_default_run_covers_sites_and_argocd(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-checkov", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [
+        "site factory-line1",
+        "site lab",
+        "site store-berlin",
+        "site argocd",
+        "site argocd/factory-line1",
+        "site argocd/lab",
+        "site argocd/store-berlin",
+    ]
+    assert lines[-1].startswith("validate-gitops: 7 passed, 0 failed")
+
+
+@pytest.mark.checkov
+@pytest.mark.skipif(not CHECKOV.is_file(), reason="checkov lives in .venv-checkov, which `make setup` creates")
+def test_checkov_catches_missing_probe(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deployment = repo / "apps" / "base" / "llamacpp" / "deployment.yaml"
+    text = deployment.read_text(encoding="utf-8")
+    start = text.index("          livenessProbe:\n")
+    end = text.index("          securityContext:\n", start)
+    deployment.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert main(["-q", "--checkov", str(CHECKOV), "--root", str(repo), "--site", "lab"]) == 1
+    out = capsys.readouterr().out
+    assert "[checkov]" in out
+    assert "CKV_K8S_8 Liveness Probe Should be Configured" in out

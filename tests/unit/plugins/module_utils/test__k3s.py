@@ -1,0 +1,382 @@
+"""Table-driven tests of the k3s decisions: versions, topology, tokens, config keys, labels, checksums."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _k3s
+from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s import (
+    ChecksumError,
+    K3sVersion,
+    TokenChangeError,
+    VersionError,
+)
+from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
+    AGENT_KEYS,
+    K3S_PINNED_VERSION,
+    REPEATABLE_KEYS,
+    SERVER_KEYS,
+)
+
+CA = "a" * 64
+OTHER_CA = "b" * 64
+SECRET = "s3cr3t-s3cr3t-s3cr3t"
+
+
+# --- versions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("v1.33.7+k3s1", K3sVersion(1, 33, 7, 1)),
+        (" v1.34.10+k3s2 ", K3sVersion(1, 34, 10, 2)),
+    ],
+)
+def test_parse_version(text: str, expected: K3sVersion) -> None:
+    assert _k3s.parse_version(text) == expected
+    assert str(expected) == text.strip()
+
+
+@pytest.mark.parametrize("text", ["stable", "latest", "1.33.7+k3s1", "v1.33.7", "v1.33+k3s1", "v1.33.7-k3s1", ""])
+def test_parse_version_refuses_unpinned(text: str) -> None:
+    with pytest.raises(VersionError, match="edgeslm_k3s_version must be a pinned k3s release"):
+        _k3s.parse_version(text)
+
+
+def test_version_order_uses_revision_last() -> None:
+    assert _k3s.parse_version("v1.33.7+k3s2") > _k3s.parse_version("v1.33.7+k3s1")
+    assert _k3s.parse_version("v1.33.10+k3s1") > _k3s.parse_version("v1.33.9+k3s3")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("k3s version v1.33.7+k3s1 (abcdef12)\ngo version go1.24.11\n", "v1.33.7+k3s1"),
+        ("", None),
+        ("bash: k3s: command not found", None),
+    ],
+)
+def test_version_from_output(output: str, expected: str | None) -> None:
+    found = _k3s.version_from_output(output)
+    assert (str(found) if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "action"),
+    [
+        (None, "v1.33.7+k3s1", "install"),
+        ("", "v1.33.7+k3s1", "install"),
+        ("v1.33.7+k3s1", "v1.33.7+k3s1", "none"),
+        ("v1.33.5+k3s1", "v1.33.7+k3s1", "upgrade"),
+        ("v1.33.7+k3s1", "v1.33.7+k3s2", "upgrade"),
+        ("v1.33.7+k3s1", "v1.34.2+k3s1", "upgrade"),
+    ],
+)
+def test_upgrade_plan_actions(current: str | None, target: str, action: str) -> None:
+    assert _k3s.upgrade_plan(current, target).action == action
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "message"),
+    [
+        ("v1.33.7+k3s1", "v1.33.5+k3s1", "does not support downgrades"),
+        ("v1.34.1+k3s1", "v1.33.7+k3s1", "does not support downgrades"),
+        ("v1.33.7+k3s2", "v1.33.7+k3s1", "does not support downgrades"),
+        ("v1.32.4+k3s1", "v1.34.2+k3s1", "skips minor versions"),
+        ("v1.33.7+k3s1", "v2.0.0+k3s1", "skips minor versions"),
+        ("garbage", "v1.33.7+k3s1", "installed k3s version must be a pinned"),
+    ],
+)
+def test_upgrade_plan_refusals(current: str, target: str, message: str) -> None:
+    with pytest.raises(VersionError, match=message):
+        _k3s.upgrade_plan(current, target)
+
+
+# --- topology -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("servers", "endpoint", "allow_even", "fragments"),
+    [
+        (["s1"], "", False, []),
+        (["s1", "s2", "s3"], "k3s.example", False, []),
+        (["s1", "s2", "s3", "s4", "s5"], "10.0.0.10", False, []),
+        (["s1", "s2"], "k3s.example", True, []),
+        ([], "", False, ["has no hosts"]),
+        (["s1", "s2"], "k3s.example", False, ["k3s_server_allow_even_servers"]),
+        (["s1", "s2", "s3", "s4"], "k3s.example", False, ["4 servers"]),
+        (["s1", "s2", "s3"], "", False, ["edgeslm_k3s_api_endpoint is not set"]),
+        (["s1", "s2"], " ", False, ["k3s_server_allow_even_servers", "edgeslm_k3s_api_endpoint"]),
+    ],
+)
+def test_topology_errors(servers: list[str], endpoint: str, allow_even: bool, fragments: list[str]) -> None:
+    errors = _k3s.topology_errors(servers, endpoint, allow_even)
+    assert len(errors) == len(fragments)
+    for error, fragment in zip(errors, fragments, strict=True):
+        assert fragment in error
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (SECRET, (None, SECRET)),
+        (f"K10{CA}::server:{SECRET}", (CA, SECRET)),
+        (f"K10{CA}::node:{SECRET}", (CA, SECRET)),
+        ("K10short::server:x", (None, "K10short::server:x")),
+    ],
+)
+def test_parse_token(token: str, expected: tuple[str | None, str]) -> None:
+    assert _k3s.parse_token(token) == expected
+
+
+@pytest.mark.parametrize(
+    ("desired", "cluster", "source"),
+    [
+        ("", "", "generate"),
+        (None, None, "generate"),
+        (SECRET, "", "inventory"),
+        ("", f"K10{CA}::server:{SECRET}", "cluster"),
+        (SECRET, f"K10{CA}::server:{SECRET}", "inventory"),
+        (f"K10{CA}::server:{SECRET}", f"K10{CA}::server:{SECRET}", "inventory"),
+        (f"K10{CA}::server:{SECRET}", SECRET, "inventory"),
+    ],
+)
+def test_token_plan_sources(desired: str | None, cluster: str | None, source: str) -> None:
+    assert _k3s.token_plan(desired, cluster).source == source
+
+
+@pytest.mark.parametrize(
+    ("desired", "cluster", "message"),
+    [
+        ("a-different-secret-value", f"K10{CA}::server:{SECRET}", "differs from the token this cluster"),
+        (f"K10{OTHER_CA}::server:{SECRET}", f"K10{CA}::server:{SECRET}", "differs from the token this cluster"),
+        ("tiny-tok", "", "shorter than 16"),
+        ("has space in the middle", "", "whitespace"),
+    ],
+)
+def test_token_plan_refusals(desired: str, cluster: str, message: str) -> None:
+    with pytest.raises(TokenChangeError, match=message) as info:
+        _k3s.token_plan(desired, cluster)
+    # A refusal names the variable and never echoes a token.
+    assert "edgeslm_k3s_token" in str(info.value)
+    for secret in (desired, cluster, SECRET, CA):
+        if secret:
+            assert secret not in str(info.value)
+
+
+# --- config keys ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "role", "reserved", "fragments"),
+    [
+        ({"protect-kernel-defaults": True, "kube-apiserver-arg": ["a=b"]}, "server", (), []),
+        ({"node-label+": ["a=b"], "node-taint": "k=v:NoSchedule"}, "agent", (), []),
+        ({"cluster-init": True}, "agent", (), ["'cluster-init' is not a k3s agent option"]),
+        ({"protect-kernel-default": True}, "server", (), ["did you mean 'protect-kernel-defaults'"]),
+        ({"--tls-san": "x"}, "server", (), ["without leading dashes"]),
+        ({"token": "x"}, "server", (), ["is a secret"]),
+        ({"agent-token": "x"}, "server", (), ["is a secret"]),
+        ({"server": "https://x:6443"}, "agent", ("server",), ["set by the role itself"]),
+        ({"tls-san": {"a": 1}}, "server", (), ["takes a string or a list"]),
+        ({"write-kubeconfig-mode": ["0600"]}, "server", (), ["takes a single value"]),
+        ({"": 1}, "server", (), ["non-empty strings"]),
+    ],
+)
+def test_config_key_errors(
+    config: dict[str, object], role: str, reserved: tuple[str, ...], fragments: list[str]
+) -> None:
+    errors = _k3s.config_key_errors(config, role, "k3s_x_config", reserved)
+    assert len(errors) == len(fragments), errors
+    for error, fragment in zip(errors, fragments, strict=True):
+        assert error.startswith("k3s_x_config")
+        assert fragment in error
+
+
+def test_config_key_errors_refuses_non_mapping_and_unknown_role() -> None:
+    assert "must be a mapping" in _k3s.config_key_errors(["a"], "server", "v")[0]  # type: ignore[arg-type]
+    with pytest.raises(_k3s.ConfigKeyError, match="role must be"):
+        _k3s.config_key_errors({}, "worker", "v")
+
+
+def test_flag_lists_are_consistent() -> None:
+    # Every agent option is also a server option (servers run an agent), but not the other way round.
+    agent_only = AGENT_KEYS - SERVER_KEYS
+    assert agent_only == {"disable-apiserver-lb"}
+    assert "cluster-init" in SERVER_KEYS and "cluster-init" not in AGENT_KEYS
+    assert REPEATABLE_KEYS <= SERVER_KEYS
+    assert "config" not in SERVER_KEYS | AGENT_KEYS
+    assert all(key == key.strip().lower() and not key.startswith("-") for key in SERVER_KEYS | AGENT_KEYS)
+    assert _k3s.parse_version(K3S_PINNED_VERSION).minor == 33
+
+
+# --- labels and taints ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "bad"),
+    [
+        (["edgeslm.io/ram-gb=8", "plain=yes", "a.b/c_d=e-f.g", "empty="], 0),
+        (["novalue"], 1),
+        (["Bad_Prefix.io/x=y"], 1),
+        (["x=" + "v" * 64], 1),
+        (["-x=y"], 1),
+    ],
+)
+def test_label_errors(labels: list[str], bad: int) -> None:
+    assert len(_k3s.label_errors(labels, "k3s_agent_node_labels")) == bad
+
+
+@pytest.mark.parametrize(
+    ("taints", "bad"),
+    [
+        (["edgeslm.io/npu=hailo10h:NoSchedule", "dedicated:PreferNoSchedule", "a=b:NoExecute"], 0),
+        (["a=b"], 1),
+        (["a=b:Sometimes"], 1),
+        (["bad key=x:NoSchedule"], 1),
+    ],
+)
+def test_taint_errors(taints: list[str], bad: int) -> None:
+    assert len(_k3s.taint_errors(taints, "k3s_agent_node_taints")) == bad
+
+
+@pytest.mark.parametrize(
+    ("total_bytes", "gb"),
+    [
+        (8_245_000 * 1024, 8),  # MemTotal of an 8 GB Pi 5
+        (4_038_000 * 1024, 4),
+        (16_600_000 * 1024, 16),
+        (2**30, 1),
+        (100 * 2**30, 100),
+    ],
+)
+def test_nominal_ram_gb(total_bytes: int, gb: int) -> None:
+    assert _k3s.nominal_ram_gb(total_bytes) == gb
+
+
+def test_nominal_ram_gb_refuses_zero() -> None:
+    with pytest.raises(_k3s.K3sError):
+        _k3s.nominal_ram_gb(0)
+
+
+@pytest.mark.parametrize(
+    ("facts", "inventory", "labels", "taints", "sources"),
+    [
+        (
+            {"ram_bytes": 8_245_000 * 1024, "nvme": True, "page_size": 16384},
+            {},
+            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=true", "edgeslm.io/page-size=16k"],
+            ["edgeslm.io/page-size=16k:NoSchedule"],
+            {"ram-gb": "facts", "nvme": "facts", "page-size": "facts"},
+        ),
+        (
+            {},
+            {"ram_gb": 8, "nvme": False, "page_size": 4096},
+            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=false", "edgeslm.io/page-size=4k"],
+            [],
+            {"ram-gb": "inventory", "nvme": "inventory", "page-size": "inventory"},
+        ),
+        (
+            {
+                "ram": {"bytes": 4_038_000 * 1024, "source": "fixture"},
+                "nvme": {"value": [], "source": "absent"},
+                "page_size": {"value": 4096, "source": "hardware"},
+            },
+            {"nvme": True},
+            ["edgeslm.io/ram-gb=4", "edgeslm.io/nvme=true", "edgeslm.io/page-size=4k"],
+            [],
+            {"ram-gb": "facts", "nvme": "inventory", "page-size": "facts"},
+        ),
+        (
+            {"nvme": {"present": "yes", "source": "hardware"}},
+            None,
+            ["edgeslm.io/nvme=true"],
+            [],
+            {"ram-gb": "absent", "nvme": "facts", "page-size": "absent"},
+        ),
+        (
+            # The shape edgeslm.pi5.pi5_facts publishes (plugins/module_utils/_hardware.py).
+            {
+                "memory": {"source": "hardware", "total_bytes": 8_245_000 * 1024, "nominal_gb": 8},
+                "page_size": {"source": "hardware", "bytes": 16384, "label": "16k"},
+                "nvme": {"source": "hardware", "present": False, "disks": []},
+            },
+            {"ram_gb": 4},
+            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=false", "edgeslm.io/page-size=16k"],
+            ["edgeslm.io/page-size=16k:NoSchedule"],
+            {"ram-gb": "facts", "nvme": "facts", "page-size": "facts"},
+        ),
+        (
+            # In a container pi5_facts reports NVMe as absent: inventory decides.
+            {"memory": {"source": "absent", "reason": "container"}, "nvme": {"source": "absent", "present": False}},
+            {"ram_gb": 8, "nvme": True},
+            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=true"],
+            [],
+            {"ram-gb": "inventory", "nvme": "inventory", "page-size": "absent"},
+        ),
+        (None, None, [], [], {"ram-gb": "absent", "nvme": "absent", "page-size": "absent"}),
+    ],
+)
+def test_hardware_labels(
+    facts: dict[str, object] | None,
+    inventory: dict[str, object] | None,
+    labels: list[str],
+    taints: list[str],
+    sources: dict[str, str],
+) -> None:
+    result = _k3s.hardware_labels(facts, inventory)
+    assert result == {"labels": labels, "taints": taints, "sources": sources}
+    assert _k3s.label_errors(labels, "x") == []
+    assert _k3s.taint_errors(taints, "x") == []
+
+
+def test_hardware_labels_without_page_taint() -> None:
+    assert _k3s.hardware_labels({"page_size": 16384}, {}, taint_16k_pages=False)["taints"] == []
+
+
+@pytest.mark.parametrize(
+    ("facts", "message"),
+    [
+        ({"ram_bytes": "lots"}, "must be a number"),
+        ({"page_size": 1000}, "multiple of 1024"),
+        ({"ram_gb": True}, "must be a number"),
+    ],
+)
+def test_hardware_labels_refusals(facts: dict[str, object], message: str) -> None:
+    with pytest.raises(_k3s.K3sError, match=message):
+        _k3s.hardware_labels(facts, {})
+
+
+# --- checksums ------------------------------------------------------------------------------
+
+LISTING = f"""{"1" * 64}  k3s
+{"2" * 64}  k3s-airgap-images-amd64.tar.zst
+{"3" * 64} *k3s-arm64
+
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "digest"),
+    [("k3s", "1" * 64), ("k3s-arm64", "3" * 64), ("k3s-airgap-images-amd64.tar.zst", "2" * 64)],
+)
+def test_checksum_for(name: str, digest: str) -> None:
+    assert _k3s.checksum_for(LISTING, name) == digest
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "message"),
+    [
+        (LISTING, "k3s-armhf", "does not name 'k3s-armhf'"),
+        ("not a checksum line", "k3s", "line 1 is not"),
+        (f"{'1' * 64}  k3s\n{'4' * 64}  k3s\n", "k3s", "twice"),
+        ("", "k3s", "lists nothing"),
+    ],
+)
+def test_checksum_refusals(text: str, name: str, message: str) -> None:
+    with pytest.raises(ChecksumError, match=message):
+        _k3s.checksum_for(text, name)

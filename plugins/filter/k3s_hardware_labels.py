@@ -1,6 +1,6 @@
 # Copyright (c) edgeslm maintainers
-# MIT License (see https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Filter edgeslm.pi5.k3s_hardware_labels: node labels from Pi 5 facts (docs: k3s_hardware_labels.yml)."""
 
 from __future__ import annotations

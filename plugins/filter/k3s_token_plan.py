@@ -1,6 +1,6 @@
 # Copyright (c) edgeslm maintainers
-# MIT License (see https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Filter edgeslm.pi5.k3s_token_plan: where a node's join token comes from (docs: k3s_token_plan.yml)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # Copyright (c) edgeslm maintainers
-# MIT License (see LICENSES/MIT.txt or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Raspberry Pi 5 bootloader (EEPROM) configuration: parse, compare with a desired state, plan.
 
 PRIVATE: internal to the edgeslm.pi5 collection; no compatibility promise.

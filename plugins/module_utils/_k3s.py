@@ -1,6 +1,6 @@
 # Copyright (c) edgeslm maintainers
-# MIT License (see LICENSES/MIT.txt or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Decisions for the k3s roles and playbooks: versions, topology, tokens, config keys, labels.
 
 PRIVATE: internal to the edgeslm.pi5 collection; no compatibility promise.
@@ -316,7 +316,7 @@ _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 def _key_error(key: str) -> str | None:
-    prefix, _, name = key.rpartition("/")
+    prefix, _slash, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or _LABEL_PREFIX.fullmatch(prefix) is None):
         return f"prefix {prefix!r} is not a DNS subdomain"
     if _LABEL_NAME.fullmatch(name) is None:
@@ -348,7 +348,7 @@ def taint_errors(taints: Sequence[str], variable: str) -> list[str]:
         if not sep or effect not in _TAINT_EFFECTS:
             errors.append(f"{variable}: {taint!r} must be key[=value]:Effect with Effect one of {_TAINT_EFFECTS}")
             continue
-        key, _, value = body.partition("=")
+        key, _equals, value = body.partition("=")
         problem = _key_error(key)
         if problem is None and _LABEL_VALUE.fullmatch(value) is None:
             problem = f"value {value!r} must be at most 63 alphanumerics, '-', '_' or '.'"

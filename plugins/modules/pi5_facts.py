@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # Copyright (c) edgeslm maintainers
-# MIT License (see LICENSES/MIT.txt or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Raspberry Pi 5 hardware facts (a thin adapter over module_utils/_hardware.py)."""
 
 from __future__ import annotations

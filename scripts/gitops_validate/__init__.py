@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Offline validation of the edgeslm.pi5 GitOps repository, the way Flux would build it.
 
 `scripts/validate-gitops` is the entry point; `cli.main` wires the stages together:

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The Argo CD alternative renders the same overlays: check it would accept each site.
 
 For every ApplicationSet, each source path (its template expressions standing for the site

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Site catalogs (`kind: SiteCatalog`): schema, hardware fit and resource sizing.
 
 A catalog is the one place where a site's node hardware and models are declared. The

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A small evaluator for the subset of CEL that CRD validation rules use.
 
 It covers what the CRDs in ../shared/schemas/crds carry: field selection on `self`,

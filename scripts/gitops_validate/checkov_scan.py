@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """checkov on the rendered output of every site, in one run (its start-up dominates).
 
 checkov lives in its own venv (.venv-checkov: it pins packaging<24, which the test venv

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Import the collection's model core (_memory, _targets) from a plain checkout.
 
 The core lives in plugins/module_utils and imports itself as

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Strict validation of custom resources against the offline CRD schemas, CEL rules included.
 
 The schemas live in `../shared/schemas/crds` (kubeconform layout, `index.json` maps

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Follow a site's Flux Kustomizations the way kustomize-controller does, offline.
 
 Starting at `clusters/<site>` (what `flux bootstrap --path=clusters/<site>` reconciles),

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Strict validation of built-in kinds with the schemas kubernetes-validate ships.
 
 kubernetes-validate's own `validate()` re-reads its 1.5 MB definitions file for every

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Shared data types: rendered objects with their origin, and problems."""
 
 from __future__ import annotations

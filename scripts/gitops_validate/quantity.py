@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Kubernetes resource quantities ("500m", "2Gi", "1.5") as exact numbers."""
 
 from __future__ import annotations

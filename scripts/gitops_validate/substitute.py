@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Flux post-build variable substitution (`spec.postBuild`), done offline.
 
 Flux replaces `${NAME}` and `${NAME:=default}` / `${NAME:-default}` in the rendered YAML;

@@ -35,7 +35,7 @@ def settings(text: str) -> dict[str, str]:
         if line.startswith("["):
             section = line.strip("[]").lower()
         elif "=" in line and not line.startswith("#") and section == "all":
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             result[key.strip()] = value.strip()
     return result
 

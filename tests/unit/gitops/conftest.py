@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures for the validate-gitops tests: a fresh copy of the template per test."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The command line as users and CI call it: exit codes, output, given paths."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Every check of scripts/validate-gitops catches a defect seeded into a copy of the template.
 
 Each case edits one file of a fresh copy (the edit fails the test if its text is missing),

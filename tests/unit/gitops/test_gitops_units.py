@@ -1,5 +1,5 @@
 # Copyright (c) edgeslm maintainers
-# SPDX-License-Identifier: MIT
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Table tests for the validator's building blocks: CEL subset, substitution, quantities."""
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_a_later_plain_key_replaces_appended_values(standin: types.ModuleType, t
     write(config, "node-label:\n  - base=1\n")
     write(tmp_path / "config.yaml.d" / "40-a.yaml", "node-label+:\n  - a=1\n")
     write(tmp_path / "config.yaml.d" / "50-b.yaml", "node-label:\n  - b=1\n")
-    merged, _ = standin.load_config(str(config))
+    merged, _sources = standin.load_config(str(config))
     assert merged["node-label"] == ["b=1"]
 
 
@@ -75,7 +75,7 @@ def test_a_later_plain_key_replaces_appended_values(standin: types.ModuleType, t
 def test_validate_refuses(standin: types.ModuleType, tmp_path: Path, command: str, text: str, message: str) -> None:
     config = tmp_path / "config.yaml"
     write(config, text)
-    merged, _ = standin.load_config(str(config))
+    merged, _sources = standin.load_config(str(config))
     with pytest.raises(standin.StandinError, match=message):
         standin.validate(merged, command)
 

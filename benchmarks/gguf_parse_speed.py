@@ -23,25 +23,11 @@ import resource
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
+from checkout import use_checkout  # benchmarks/ is sys.path[0] when a benchmark runs
 
-def _use_checkout() -> None:
-    """Make `ansible_collections.edgeslm.pi5` this checkout, so no Ansible install is needed."""
-    root = Path(__file__).resolve().parent.parent
-    for name, path in (
-        ("ansible_collections", None),
-        ("ansible_collections.edgeslm", None),
-        ("ansible_collections.edgeslm.pi5", root),
-    ):
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(path)] if path else []
-            sys.modules[name] = module
-
-
-_use_checkout()
+use_checkout()
 from ansible_collections.edgeslm.pi5.benchmarks._common import measure, median, report_peak_rss, spread  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import read_gguf  # noqa: E402
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
     AGENT_KEYS,
@@ -435,6 +436,28 @@ def _page_label(size: int) -> str:
     return f"{size // 1024}k"
 
 
+T = TypeVar("T")
+
+
+def _fact_or_inventory(
+    from_facts: T | None,
+    inventory: Mapping[str, object],
+    key: str,
+    convert: Callable[[object], T],
+    sources: dict[str, str],
+    label: str,
+) -> T | None:
+    """The hardware fact if pi5_facts had it, else the inventory's value; records where it came from."""
+    if from_facts is not None:
+        sources[label] = "facts"
+        return from_facts
+    if inventory.get(key) is not None:
+        sources[label] = "inventory"
+        return convert(inventory[key])
+    sources[label] = "absent"
+    return None
+
+
 def hardware_labels(
     facts: Mapping[str, object] | None,
     inventory: Mapping[str, object] | None,
@@ -451,31 +474,30 @@ def hardware_labels(
     taints: list[str] = []
     sources: dict[str, str] = {}
 
-    ram = _ram_from_facts(facts)
-    sources["ram-gb"] = "facts"
-    if ram is None and inventory.get("ram_gb") is not None:
-        ram, sources["ram-gb"] = _as_int(inventory["ram_gb"], "edgeslm_node_hardware.ram_gb"), "inventory"
-    if ram is None:
-        sources["ram-gb"] = "absent"
-    else:
+    ram = _fact_or_inventory(
+        _ram_from_facts(facts),
+        inventory,
+        "ram_gb",
+        lambda v: _as_int(v, "edgeslm_node_hardware.ram_gb"),
+        sources,
+        "ram-gb",
+    )
+    if ram is not None:
         labels.append(f"edgeslm.io/ram-gb={ram}")
 
-    nvme = _nvme_from_facts(facts)
-    sources["nvme"] = "facts"
-    if nvme is None and inventory.get("nvme") is not None:
-        nvme, sources["nvme"] = bool(inventory["nvme"]), "inventory"
-    if nvme is None:
-        sources["nvme"] = "absent"
-    else:
+    nvme = _fact_or_inventory(_nvme_from_facts(facts), inventory, "nvme", bool, sources, "nvme")
+    if nvme is not None:
         labels.append(f"edgeslm.io/nvme={'true' if nvme else 'false'}")
 
-    page = _page_size_from_facts(facts)
-    sources["page-size"] = "facts"
-    if page is None and inventory.get("page_size") is not None:
-        page, sources["page-size"] = _as_int(inventory["page_size"], "edgeslm_node_hardware.page_size"), "inventory"
-    if page is None:
-        sources["page-size"] = "absent"
-    else:
+    page = _fact_or_inventory(
+        _page_size_from_facts(facts),
+        inventory,
+        "page_size",
+        lambda v: _as_int(v, "edgeslm_node_hardware.page_size"),
+        sources,
+        "page-size",
+    )
+    if page is not None:
         label = _page_label(page)
         labels.append(f"edgeslm.io/page-size={label}")
         if taint_16k_pages and page > 4096:

@@ -24,8 +24,11 @@ export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages: podman + runc (crun refuses this machine's hybrid cgroups),
-# debootstrap for the node images, qemu-user-static for arm64 nodes.
-APT_PACKAGES := podman runc debootstrap qemu-user-static binfmt-support dpkg-dev git make
+# debootstrap for the node images, qemu-user-static for arm64 nodes. Bookworm's podman uses
+# the CNI backend, where container names resolve on a podman network only through the
+# dnsname plugin: without it a k3s agent cannot reach its server by name.
+APT_PACKAGES := podman runc golang-github-containernetworking-plugin-dnsname debootstrap \
+	qemu-user-static binfmt-support dpkg-dev git make
 APT_STAMP := $(BUILD)/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed

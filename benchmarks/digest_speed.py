@@ -75,7 +75,7 @@ def main() -> None:
             write_random(path, args.size_mib * MIB)
         size = path.stat().st_size
         candidates = {
-            "ours": [sys.executable, "-I", __file__, "--worker", str(path)],
+            "ours": [sys.executable, "-E", "-s", __file__, "--worker", str(path)],
             "openssl": ["openssl", "dgst", "-sha256", str(path)],
             "sha256sum": ["sha256sum", str(path)],
         }

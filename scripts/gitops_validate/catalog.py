@@ -1,41 +1,26 @@
 # Copyright (c) edgeslm maintainers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Site catalogs (`kind: SiteCatalog`): schema, hardware fit and resource sizing.
+"""Site catalogs (`kind: SiteCatalog`): loaded and checked by the collection's core.
 
-A catalog is the one place where a site's node hardware and models are declared. The
-fit and memory figures come from the collection's core (`_targets.check_fit`, which uses
-`_memory`'s estimate), never from numbers written next to the model.
+What a catalog means lives in plugins/module_utils/_catalog.py; this module reports its
+problems per field, checks that the site folder's generated files are the ones the catalog
+gives, and sizes each model's resources against the core's memory estimate.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from .core import REPO_ROOT, load_core
-from .k8s_schema import _path
+from .core import load_module
 from .model import Obj, SiteResult
 from .quantity import QuantityError, parse_quantity
+from .sitegen import stale_files
 
-__all__ = [
-    "CATALOG_KIND",
-    "DEFAULT_CATALOG_SCHEMA",
-    "RUNTIME_NAMES",
-    "check_catalog",
-    "core_description",
-    "find_catalogs",
-    "memory_bounds",
-]
+__all__ = ["CATALOG_KIND", "check_catalog", "load_site_catalog", "memory_needed"]
 
 CATALOG_KIND = "SiteCatalog"
-DEFAULT_CATALOG_SCHEMA = REPO_ROOT / "gitops" / "schemas" / "site-catalog.schema.json"
-# Catalog runtime -> the core's runtime name for the memory estimate (None: not a CPU runtime).
-RUNTIME_NAMES: dict[str, str | None] = {"llamacpp": "llama.cpp", "llamaedge": "llamaedge", "hailo": None}
 MIB = 1 << 20
 # Requests above 2 x estimate + 256 MiB reserve memory the node cannot give to anything else.
 MAX_REQUEST_FACTOR = 2
@@ -43,126 +28,62 @@ MAX_REQUEST_SLACK = 256 * MIB
 PI5_CORES = 4
 
 
-def find_catalogs(objects: Iterable[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
-    return [(doc, file) for doc, file in objects if doc.get("kind") == CATALOG_KIND]
-
-
-def core_description(model: dict[str, Any]) -> dict[str, Any]:
-    """The core's model description for one catalog entry."""
-    desc = model.get("description") or {}
-    out: dict[str, Any] = {
-        "name": model.get("name"),
-        "format": "hef" if str(model.get("file", "")).endswith(".hef") else "gguf",
-        "architecture": desc.get("architecture"),
-        "quantization": model.get("quantization"),
-        "parameter_count": desc.get("parameterCount"),
-        "block_count": desc.get("blockCount"),
-        "embedding_length": desc.get("embeddingLength"),
-        "head_count": desc.get("headCount"),
-        "head_count_kv": desc.get("headCountKv"),
-        "key_length": desc.get("keyLength"),
-        "value_length": desc.get("valueLength"),
-        "context_length": desc.get("trainedContextLength"),
-        "vocab_size": desc.get("vocabSize"),
-        # The file size bounds the tensor bytes from above (it adds only the metadata).
-        "weights_bytes": desc.get("weightsBytes", model.get("sizeBytes")),
-    }
-    for source, key in (("slidingWindow", "sliding_window"), ("expertCount", "expert_count")):
-        if source in desc:
-            out[key] = desc[source]
-    return out
-
-
-def memory_bounds(model: dict[str, Any]) -> tuple[int, Any] | None:
-    """(estimated bytes, FitResult) for a CPU model, from the core; None for NPU models."""
-    runtime = RUNTIME_NAMES.get(str(model.get("runtime")))
-    if runtime is None:
+def load_site_catalog(obj: Obj, result: SiteResult) -> Any | None:
+    """The core's SiteCatalog for a catalog object, or None with every problem reported."""
+    catalog_core = load_module("_catalog")
+    try:
+        return catalog_core.load_catalog(obj.doc, source=obj.file)
+    except catalog_core.CatalogError as exc:
+        for problem in exc.problems:
+            field, _, message = problem.partition(": ")
+            result.add("catalog", obj, field, message or problem)
         return None
-    targets = load_core()[1]
-    fit = targets.check_fit(
-        core_description(model),
-        model["target"],
-        context_length=int(model["contextLength"]),
-        kv_cache_type=str(model.get("kvCacheType", "f16")),
-        parallel=int(model.get("parallel", 1)),
-        runtime=runtime,
-    )
-    return int(fit.needed), fit
+
+
+def memory_needed(model: Any) -> int | None:
+    """Bytes the model's server needs by the core's estimate; None for NPU models."""
+    if model.runtime.memory_runtime is None:
+        return None
+    fit = load_module("_catalog").model_fit(model)
+    return int(fit.needed)
 
 
 class _CatalogChecker:
-    def __init__(self, catalog: Obj, site: str, result: SiteResult) -> None:
-        self.obj = catalog
-        self.site = site
+    def __init__(self, obj: Obj, catalog: Any, site_dir: Path | None, result: SiteResult) -> None:
+        self.obj = obj
+        self.catalog = catalog
+        self.site_dir = site_dir
         self.result = result
-        self.spec = catalog.spec()
-        self.targets = load_core()[1]
+        self.targets = load_module("_targets")
+        self.catalog_core = load_module("_catalog")
 
     def add(self, field: str, message: str) -> None:
         self.result.add("catalog", self.obj, field, message)
 
     def run(self) -> None:
-        if self.site and self.spec.get("site") != self.site:
-            self.add("spec.site", f"catalog is for site {self.spec.get('site')!r}, expected {self.site!r}")
-        self._check_hosts()
-        seen_names: set[str] = set()
-        seen_runtimes: dict[str, str] = {}
-        for index, model in enumerate(self.spec.get("models") or []):
-            where = f"spec.models[{model.get('name', index)}]"
-            if model["name"] in seen_names:
-                self.add(f"{where}.name", "duplicate model name")
-            seen_names.add(model["name"])
-            if model["runtime"] in seen_runtimes:
-                self.add(
-                    f"{where}.runtime",
-                    f"runtime {model['runtime']} already serves {seen_runtimes[model['runtime']]}; "
-                    "one model per runtime",
-                )
-            seen_runtimes[model["runtime"]] = model["name"]
-            if "example" in model:
-                self.result.notes.append(f"{self.obj.file}: {where}: example value - {model['example']}")
+        if self.site_dir is not None and self.site_dir.name != self.catalog.name:
+            self.add("metadata.name", f"is {self.catalog.name!r} but the folder is sites/{self.site_dir.name}")
+        if self.site_dir is not None:
+            self._check_generated()
+        for model in self.catalog.models:
+            where = f"spec.models[{model.name}]"
+            if model.example:
+                self.result.notes.append(f"{self.obj.file}: {where}: example value - {model.example}")
             self._check_model(model, where)
 
-    def _check_hosts(self) -> None:
-        seen: set[str] = set()
-        for index, node_class in enumerate(self.spec.get("nodeClasses") or []):
-            for host in node_class.get("hosts") or []:
-                if host in seen:
-                    self.add(f"spec.nodeClasses[{index}].hosts", f"host {host} is listed in two node classes")
-                seen.add(host)
-
-    def _node_classes(self, model: dict[str, Any]) -> list[dict[str, Any]]:
-        classes = self.spec.get("nodeClasses") or []
-        if model["runtime"] == "hailo":
-            return [c for c in classes if c.get("npu") == model["target"]]
-        matching = [c for c in classes if c.get("target") == model["target"]]
-        if model["runtime"] == "llamaedge":
-            matching = [c for c in matching if c.get("wasm")]
-        return matching
-
-    def _check_model(self, model: dict[str, Any], where: str) -> None:
-        classes = self._node_classes(model)
-        if not classes:
-            need = (
-                "an NPU"
-                if model["runtime"] == "hailo"
-                else "a Wasm-enabled"
-                if model["runtime"] == "llamaedge"
-                else "a"
-            )
+    def _check_generated(self) -> None:
+        assert self.site_dir is not None
+        for rel in stale_files(self.catalog, self.site_dir):
+            what = "is missing" if not (self.site_dir / rel).is_file() else "differs from what the site folder gives"
             self.add(
-                f"{where}.target", f"no node class provides {need} {model['target']} for runtime {model['runtime']}"
+                "",
+                f"sites/{self.catalog.name}/{rel} {what} (generated: never edit it by hand): "
+                f"run scripts/new-site --sync {self.catalog.name}",
             )
-            return
+
+    def _check_model(self, model: Any, where: str) -> None:
         try:
-            fit = self.targets.check_fit(
-                core_description(model),
-                model["target"],
-                context_length=int(model["contextLength"]),
-                kv_cache_type=str(model.get("kvCacheType", "f16")),
-                parallel=int(model.get("parallel", 1)),
-                runtime=RUNTIME_NAMES.get(model["runtime"]) or "llama.cpp",
-            )
+            fit = self.catalog_core.model_fit(model)
         except ValueError as exc:
             self.add(f"{where}.description", str(exc))
             return
@@ -170,13 +91,15 @@ class _CatalogChecker:
             self.add(f"{where}.target", problem)
         for warning in fit.warnings:
             self.result.notes.append(f"{self.obj.file}: {where}: {warning}")
-        host_available = min(int(self.targets.get_target(c["target"]).available_bytes) for c in classes)
-        self._check_resources(
-            model, where, int(fit.needed) if RUNTIME_NAMES.get(model["runtime"]) else None, host_available
-        )
+        classes = self.catalog.classes_for(model)
+        if not classes:
+            return
+        host_available = min(int(self.targets.get_target(c.target).available_bytes) for c in classes)
+        needed = int(fit.needed) if model.runtime.memory_runtime is not None else None
+        self._check_resources(model, where, needed, host_available)
 
-    def _check_resources(self, model: dict[str, Any], where: str, needed: int | None, available: int) -> None:
-        resources = model.get("resources") or {}
+    def _check_resources(self, model: Any, where: str, needed: int | None, available: int) -> None:
+        resources = model.resources
         try:
             req_mem = parse_quantity(resources["requests"]["memory"])
             lim_mem = parse_quantity(resources["limits"]["memory"])
@@ -190,15 +113,14 @@ class _CatalogChecker:
             if req_mem < needed:
                 self.add(
                     f"{field}.requests.memory",
-                    f"{_mib(req_mem)} is below the estimate {_mib(Decimal(needed))} "
-                    f"(ctx {model['contextLength']}, parallel {model.get('parallel', 1)})",
+                    f"{_mib(req_mem)} is below the estimate {_mib(Decimal(needed))} for the serving configuration",
                 )
             ceiling = Decimal(needed * MAX_REQUEST_FACTOR + MAX_REQUEST_SLACK)
             if req_mem > ceiling:
                 self.add(
                     f"{field}.requests.memory",
                     f"{_mib(req_mem)} is more than {_mib(ceiling)} "
-                    f"(2 x the estimate {_mib(Decimal(needed))} + 256 MiB); lower it or raise contextLength",
+                    f"(2 x the estimate {_mib(Decimal(needed))} + 256 MiB); lower it or raise the context",
                 )
         if lim_mem < req_mem:
             self.add(f"{field}.limits.memory", f"limit {_mib(lim_mem)} is below the request {_mib(req_mem)}")
@@ -206,7 +128,7 @@ class _CatalogChecker:
             self.add(
                 f"{field}.limits.memory",
                 f"limit {_mib(lim_mem)} exceeds the {_mib(Decimal(available))} "
-                f"a {model['target']} node has free for workloads",
+                f"a {model.target} node has free for workloads",
             )
         if lim_cpu < req_cpu:
             self.add(f"{field}.limits.cpu", f"limit {lim_cpu} is below the request {req_cpu}")
@@ -218,11 +140,9 @@ def _mib(value: Decimal) -> str:
     return f"{int(value) // MIB} MiB"
 
 
-def check_catalog(catalog: Obj, site: str, schema_file: Path, result: SiteResult) -> None:
-    """Schema first; the semantic checks run only on a catalog that matches the schema."""
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(catalog.doc))
-    for error in errors:
-        result.add("catalog", catalog, _path(error.absolute_path), error.message)
-    if not errors:
-        _CatalogChecker(catalog, site, result).run()
+def check_catalog(obj: Obj, site_dir: Path | None, result: SiteResult) -> Any | None:
+    """Load and check one catalog; the loaded SiteCatalog (None when it is invalid)."""
+    catalog = load_site_catalog(obj, result)
+    if catalog is not None:
+        _CatalogChecker(obj, catalog, site_dir, result).run()
+    return catalog

@@ -1,267 +1,214 @@
 # Copyright (c) edgeslm maintainers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A small evaluator for the subset of CEL that CRD validation rules use.
+"""CRD validation rules (x-kubernetes-validations) evaluated with cel-python, as the API server would.
 
-It covers what the CRDs in ../shared/schemas/crds carry: field selection on `self`,
-`has()`, `size()`, comparisons, `in`, `!`, `&&`, `||`, the ternary operator, string,
-integer, boolean and list literals. Anything else raises CelUnsupported, and the caller
-reports the rule as not checkable offline rather than guessing.
+The CEL itself is cel-python's (`celpy`): parser, macros (has, all, exists, exists_one, map,
+filter), operators and the standard functions. This module adds what Kubernetes defines around
+it (apiextensions-apiserver, Kubernetes 1.33):
+
+- `self` is the value at the rule's schema node, typed by that schema: integer -> int,
+  number -> double, string with format date-time/date -> timestamp, duration -> duration,
+  x-kubernetes-int-or-string -> int or string as written; object properties are exposed under
+  their escaped names (`__dash__`, `__dot__`, `__slash__`, `__underscores__`, `__<keyword>__`)
+  while map keys (additionalProperties) stay as written.
+- Rules that read `oldSelf` are transition rules: the API server evaluates them on updates only,
+  so on create (what a GitOps validator models) they are skipped. With optionalOldSelf they would
+  run on create with `oldSelf` as an optional none value; cel-python has no optional types.
+- A rule calling a function neither cel-python nor this module provides (the Kubernetes
+  extension libraries: strings, lists, regex, URLs, IP/CIDR, quantity, format, semver) is
+  refused at compile time with CelUnsupported naming the function, so it is reported as not
+  checkable offline instead of failing (or passing) at evaluation time. No rule of the CRDs the
+  project ships calls one: they use has(), size(), startsWith(), comparisons and the ternary
+  operator, all in cel-python's standard set.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CelError", "CelUnsupported", "compile_rule", "evaluate"]
+import celpy
+import lark
+from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError, CELFunction, CELUnsupportedError, base_functions
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-    (?P<num>\d+)
-  | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<op>\|\||&&|==|!=|<=|>=|[<>!?:().,\[\]+\-])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-)""",
-    re.VERBOSE,
-)
+__all__ = [
+    "CelError",
+    "CelTransitionRule",
+    "CelUnsupported",
+    "CompiledRule",
+    "compile_rule",
+    "evaluate",
+    "evaluate_message",
+    "to_cel",
+]
 
 
 class CelError(ValueError):
-    """The rule failed to evaluate (e.g. a field it selects is absent)."""
+    """The rule could not be evaluated on this object (e.g. it selects an absent field)."""
 
 
 class CelUnsupported(ValueError):
-    """The rule uses CEL this evaluator does not implement."""
+    """The rule cannot be checked offline; the message says why."""
+
+
+class CelTransitionRule(CelUnsupported):
+    """The rule reads oldSelf: it applies to updates only and is skipped on create, as the API server does."""
+
+
+# Macros cel-python expands itself (celpy.evaluation.Evaluator: ident_arg and member_dot_arg).
+_MACROS = frozenset({"has", "dyn", "all", "exists", "exists_one", "map", "filter"})
+# Functions callable from a rule: cel-python's standard set. Kubernetes extension functions
+# would be registered in _EXTENSIONS (name -> implementation) when a shipped CRD needs one.
+_EXTENSIONS: dict[str, CELFunction] = {}
+_FUNCTIONS = frozenset(name for name in base_functions if name[0].isalpha()) | frozenset(_EXTENSIONS)
+
+# CEL reserved words; a property with such a name is reachable as __<word>__ (Kubernetes escaping).
+_RESERVED = frozenset(
+    {
+        *("true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function"),
+        *("if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"),
+    }
+)
+_ACCESSIBLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+
+_ENV = celpy.Environment()
 
 
 @dataclass(frozen=True)
-class _Token:
-    kind: str
-    text: str
+class CompiledRule:
+    source: str
+    program: celpy.Runner
 
 
-def _tokenize(source: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while pos < len(source):
-        if source[pos:].strip() == "":
-            break
-        match = _TOKEN.match(source, pos)
-        if match is None:
-            raise CelUnsupported(f"cannot read CEL at {source[pos : pos + 20]!r}")
-        kind = match.lastgroup or ""
-        tokens.append(_Token(kind, match.group(kind)))
-        pos = match.end()
-    return tokens
+def _names(tree: lark.Tree[lark.Token]) -> tuple[set[str], set[str]]:
+    """(functions called, free identifiers) of a parsed expression."""
+    calls: set[str] = set()
+    idents: set[str] = set()
+    for node in tree.iter_subtrees():
+        if node.data == "ident_arg":
+            calls.add(str(node.children[0]))
+        elif node.data == "member_dot_arg":
+            calls.add(str(node.children[1]))
+        elif node.data == "ident":
+            idents.add(str(node.children[0]))
+    return calls, idents
 
 
-Node = Callable[[Mapping[str, Any]], Any]
+def compile_rule(source: str, *, optional_old_self: bool = False) -> CompiledRule:
+    """Parse and check a rule once; raises CelUnsupported when it cannot be checked offline."""
+    try:
+        tree = _ENV.compile(source)
+    except CELParseError as exc:
+        raise CelUnsupported(f"cel-python cannot parse it: {str(exc).splitlines()[0]}") from exc
+    calls, idents = _names(tree)
+    if "oldSelf" in idents:
+        if optional_old_self:
+            raise CelUnsupported("reads oldSelf with optionalOldSelf (optional types are not in cel-python 0.5)")
+        raise CelTransitionRule("transition rule (reads oldSelf): the API server evaluates it on updates only")
+    unknown = sorted(calls - _MACROS - _FUNCTIONS)
+    if unknown:
+        raise CelUnsupported(
+            f"calls {', '.join(unknown)}, not in cel-python's standard functions "
+            "(a Kubernetes CEL extension library this validator does not implement)"
+        )
+    return CompiledRule(source, _ENV.program(tree, functions=_EXTENSIONS or None))
 
 
-class _Missing:
-    """Marks a selection whose field is absent, so has() can tell it from null."""
+def escape_property(name: str) -> str | None:
+    """The name CEL sees for an object property, or None when Kubernetes does not expose it."""
+    if not _ACCESSIBLE.match(name):
+        return None
+    if name in _RESERVED:
+        return f"__{name}__"
+    escaped = name.replace("__", "__underscores__")
+    return escaped.replace(".", "__dot__").replace("-", "__dash__").replace("/", "__slash__")
 
 
-_MISSING = _Missing()
+def to_cel(value: Any, schema: Mapping[str, Any] | None, defs: Mapping[str, Any] | None = None) -> Any:
+    """A JSON value as the CEL value Kubernetes binds for this schema node."""
+    schema = _resolve(schema or {}, defs or {})
+    if value is None:
+        return None
+    if schema.get("x-kubernetes-int-or-string") or not schema:
+        return json_to_cel(value)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if kind == "number" and isinstance(value, int | float):
+        return celtypes.DoubleType(float(value))
+    if isinstance(value, str):
+        return _string(value, schema.get("format"))
+    if isinstance(value, list):
+        items = schema.get("items")
+        return celtypes.ListType([to_cel(item, items if isinstance(items, Mapping) else None, defs) for item in value])
+    if isinstance(value, dict):
+        return _object(value, schema, defs)
+    return json_to_cel(value)
 
 
-class _Parser:
-    def __init__(self, source: str) -> None:
-        self.tokens = _tokenize(source)
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos].text if self.pos < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> _Token:
-        if self.pos >= len(self.tokens):
-            raise CelUnsupported("unexpected end of CEL expression")
-        token = self.tokens[self.pos]
-        if expected is not None and token.text != expected:
-            raise CelUnsupported(f"expected {expected!r}, found {token.text!r}")
-        self.pos += 1
-        return token
-
-    def parse(self) -> Node:
-        node = self.ternary()
-        if self.peek() is not None:
-            raise CelUnsupported(f"unexpected {self.peek()!r}")
-        return node
-
-    def ternary(self) -> Node:
-        cond = self.binary(0)
-        if self.peek() != "?":
-            return cond
-        self.take("?")
-        yes = self.ternary()
-        self.take(":")
-        no = self.ternary()
-        return lambda env: yes(env) if _truth(cond(env)) else no(env)
-
-    _LEVELS: tuple[tuple[str, ...], ...] = (("||",), ("&&",), ("==", "!=", "<", "<=", ">", ">=", "in"), ("+", "-"))
-
-    def binary(self, level: int) -> Node:
-        if level == len(self._LEVELS):
-            return self.unary()
-        left = self.binary(level + 1)
-        while self.peek() in self._LEVELS[level]:
-            op = self.take().text
-            right = self.binary(level + 1)
-            left = _binary(op, left, right)
-        return left
-
-    def unary(self) -> Node:
-        if self.peek() == "!":
-            self.take("!")
-            inner = self.unary()
-            return lambda env: not _truth(inner(env))
-        if self.peek() == "-":
-            self.take("-")
-            inner = self.unary()
-            return lambda env: -_value(inner(env))
-        return self.postfix(self.primary())
-
-    def postfix(self, node: Node) -> Node:
-        while self.peek() in (".", "["):
-            if self.take().text == ".":
-                name = self.take().text
-                if self.peek() == "(":
-                    raise CelUnsupported(f"method call .{name}() is not supported")
-                node = _select(node, name)
-            else:
-                index = self.ternary()
-                self.take("]")
-                node = _index(node, index)
-        return node
-
-    def primary(self) -> Node:
-        token = self.take()
-        if token.kind == "num":
-            number = int(token.text)
-            return lambda env: number
-        if token.kind == "str":
-            text = token.text[1:-1].encode().decode("unicode_escape")
-            return lambda env: text
-        if token.text == "(":
-            node = self.ternary()
-            self.take(")")
-            return node
-        if token.text == "[":
-            items: list[Node] = []
-            while self.peek() != "]":
-                items.append(self.ternary())
-                if self.peek() == ",":
-                    self.take(",")
-            self.take("]")
-            return lambda env: [_value(item(env)) for item in items]
-        if token.kind == "ident":
-            return self.identifier(token.text)
-        raise CelUnsupported(f"unexpected {token.text!r}")
-
-    def identifier(self, name: str) -> Node:
-        literals: dict[str, Any] = {"true": True, "false": False, "null": None}
-        if name in literals:
-            value = literals[name]
-            return lambda env: value
-        if name in ("has", "size") and self.peek() == "(":
-            self.take("(")
-            arg = self.ternary()
-            self.take(")")
-            return _has(arg) if name == "has" else _size(arg)
-        if self.peek() == "(":
-            raise CelUnsupported(f"function {name}() is not supported")
-        return lambda env: _lookup(env, name)
+def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        found = defs.get(ref.removeprefix("#/$defs/"))
+        return found if isinstance(found, Mapping) else {}
+    return schema
 
 
-def _lookup(env: Mapping[str, Any], name: str) -> Any:
-    if name not in env:
-        raise CelUnsupported(f"variable {name!r} is not available offline")
-    return env[name]
+def _string(value: str, fmt: Any) -> Any:
+    try:
+        if fmt in ("date-time", "date"):
+            return celtypes.TimestampType(value)
+        if fmt == "duration":
+            return celtypes.DurationType(value)
+    except Exception:  # pendulum's parser errors: a value of the wrong format stays a string
+        pass
+    return celtypes.StringType(value)
 
 
-def _value(result: Any) -> Any:
-    if isinstance(result, _Missing):
-        raise CelError("no such key")
-    return result
+def _object(value: dict[str, Any], schema: Mapping[str, Any], defs: Mapping[str, Any] | None) -> Any:
+    props = schema.get("properties")
+    extra = schema.get("additionalProperties")
+    out = celtypes.MapType()
+    for key, item in value.items():
+        if isinstance(props, Mapping) and key in props:
+            name = escape_property(key)
+            if name is not None:
+                out[celtypes.StringType(name)] = to_cel(item, props[key], defs)
+        elif isinstance(extra, Mapping):
+            out[celtypes.StringType(key)] = to_cel(item, extra, defs)
+        else:
+            out[celtypes.StringType(key)] = json_to_cel(item)
+    return out
 
 
-def _truth(result: Any) -> bool:
-    value = _value(result)
-    if not isinstance(value, bool):
-        raise CelError(f"expected a boolean, got {value!r}")
-    return value
+def _run(rule: CompiledRule, self_value: Any) -> Any:
+    try:
+        return rule.program.evaluate({"self": self_value})
+    except CELEvalError as exc:
+        raise CelError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    except CELUnsupportedError as exc:
+        raise CelError(f"cel-python does not support this: {exc}") from exc
+    except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+        raise CelError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _select(node: Node, name: str) -> Node:
-    def run(env: Mapping[str, Any]) -> Any:
-        base = _value(node(env))
-        if not isinstance(base, Mapping):
-            raise CelError(f"cannot select {name!r} from {type(base).__name__}")
-        return base.get(name, _MISSING)
-
-    return run
+def evaluate(rule: CompiledRule, self_value: Any) -> bool:
+    """Evaluate a compiled rule with `self` bound to a CEL value (see to_cel)."""
+    result = _run(rule, self_value)
+    if not isinstance(result, celtypes.BoolType):
+        raise CelError(f"the rule gave {type(result).__name__} {result!r}, not a boolean")
+    return bool(result)
 
 
-def _index(node: Node, index: Node) -> Node:
-    def run(env: Mapping[str, Any]) -> Any:
-        base = _value(node(env))
-        key = _value(index(env))
-        try:
-            return base[key]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise CelError(f"no such key or index {key!r}") from exc
-
-    return run
-
-
-def _has(arg: Node) -> Node:
-    return lambda env: not isinstance(arg(env), _Missing)
-
-
-def _size(arg: Node) -> Node:
-    def run(env: Mapping[str, Any]) -> int:
-        value = _value(arg(env))
-        if isinstance(value, str | list | dict):
-            return len(value)
-        raise CelError(f"size() of {type(value).__name__}")
-
-    return run
-
-
-def _binary(op: str, left: Node, right: Node) -> Node:
-    if op == "||":
-        return lambda env: _truth(left(env)) or _truth(right(env))
-    if op == "&&":
-        return lambda env: _truth(left(env)) and _truth(right(env))
-    compare: dict[str, Callable[[Any, Any], Any]] = {
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-        "in": lambda a, b: a in b,
-        "+": lambda a, b: a + b,
-        "-": lambda a, b: a - b,
-    }
-    function = compare[op]
-
-    def run(env: Mapping[str, Any]) -> Any:
-        try:
-            return function(_value(left(env)), _value(right(env)))
-        except TypeError as exc:
-            raise CelError(f"operator {op} on incompatible values") from exc
-
-    return run
-
-
-def compile_rule(rule: str) -> Node:
-    """Parse a rule once; raises CelUnsupported for CEL outside the subset."""
-    return _Parser(rule).parse()
-
-
-def evaluate(rule: Node, self_value: Any) -> bool:
-    """Evaluate a compiled rule with `self` bound; raises CelError when it cannot."""
-    return _truth(rule({"self": self_value}))
+def evaluate_message(expression: CompiledRule, self_value: Any) -> str:
+    """A messageExpression's text, for a failed rule."""
+    result = _run(expression, self_value)
+    if not isinstance(result, str):
+        raise CelError(f"messageExpression gave {type(result).__name__}, not a string")
+    return str(result)

@@ -15,41 +15,38 @@ from typing import Any
 
 from . import K3S_KUBERNETES_MINOR
 from .argocd import check_argocd
-from .catalog import CATALOG_KIND, DEFAULT_CATALOG_SCHEMA, check_catalog
+from .catalog import CATALOG_KIND, check_catalog
 from .checkov_scan import CheckovMissing, find_checkov, run_checkov
 from .core import REPO_ROOT
+from .crd_schema import DEFAULT_SCHEMAS as CRD_SCHEMAS
 from .crd_schema import CrdValidator, SchemaDirError
 from .flux import SourceIndex, build_directory, build_site, load_source_ignore
 from .invariants import check_invariants
 from .k8s_schema import BuiltinValidator
 from .model import Obj, SiteResult
 from .render import BuildError, Renderer, is_kustomization_dir, iter_manifest_files, load_yaml_documents
+from .sops import as_applied
 
 __all__ = ["main"]
 
 DEFAULT_ROOT = REPO_ROOT / "gitops"
-DEFAULT_SCHEMAS = REPO_ROOT.parent / "shared" / "schemas" / "crds"
-# Kinds no offline schema exists for yet; their references are checked by invariants.py.
-INVARIANT_ONLY = frozenset({("traefik.io/v1alpha1", "IngressRoute"), ("traefik.io/v1alpha1", "TraefikService")})
+DEFAULT_SCHEMAS = CRD_SCHEMAS  # the project's own, scripts/gitops_validate/schemas/crds
 
 
 @dataclass
 class Validators:
     builtin: BuiltinValidator
     crds: CrdValidator
-    catalog_schema: Path
     external_secrets: frozenset[str]
 
 
 @dataclass
 class Target:
-    """One unit of output: a Flux site, or a set of manifests given on the command line."""
+    """One unit of output: a site (gitops/sites/<name>), or a set of manifests given on the command line."""
 
     name: str
     root: Path | None = None
     paths: tuple[Path, ...] = ()
-    # For an Argo CD directory: the Flux sites whose overlays its ApplicationSets render.
-    argocd_sites: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -62,10 +59,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "paths",
         nargs="*",
         type=Path,
-        help="Flux repository roots (with clusters/), kustomization directories or manifest files; "
+        help="GitOps roots (with sites/ and platform/), kustomization directories or manifest files; "
         "default: every site of the bundled template",
     )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="Flux repository root (default: %(default)s)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=DEFAULT_ROOT,
+        help="GitOps root holding sites/ and platform/ (default: %(default)s)",
+    )
     parser.add_argument("--site", action="append", default=[], help="validate only this site (repeatable)")
     parser.add_argument(
         "--schemas",
@@ -73,7 +75,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_SCHEMAS,
         help="directory of CRD JSON schemas with index.json (default: %(default)s)",
     )
-    parser.add_argument("--catalog-schema", type=Path, default=DEFAULT_CATALOG_SCHEMA)
     parser.add_argument(
         "--kubernetes-version",
         default=K3S_KUBERNETES_MINOR,
@@ -94,15 +95,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:
-    targets: list[Target] = []
     if not args.paths:
-        targets = _site_targets(args.root, args.site)
-        return targets + _argocd_targets(args.root, [t.name for t in targets], fleet=not args.site)
+        return _site_targets(args.root, args.site)
+    targets: list[Target] = []
     loose: list[Path] = []
     for path in args.paths:
-        if path.is_dir() and (path / "clusters").is_dir():
-            sites = _site_targets(path, args.site)
-            targets.extend(sites + _argocd_targets(path, [t.name for t in sites], fleet=not args.site))
+        if path.is_dir() and (path / "sites").is_dir() and (path / "platform").is_dir():
+            targets.extend(_site_targets(path, args.site))
         else:
             loose.append(path)
     if loose:
@@ -111,114 +110,111 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     return targets
 
 
-def _argocd_targets(root: Path, sites: list[str], fleet: bool) -> list[Target]:
-    """gitops/argocd (all sites, fleet style) and gitops/argocd/<site> (one site each)."""
-    argocd = root / "argocd"
-    if not argocd.is_dir():
-        return []
-    targets = [Target("argocd", paths=(argocd,), argocd_sites=tuple(sites))] if fleet else []
-    for site in sites:
-        if (argocd / site).is_dir():
-            targets.append(Target(f"argocd/{site}", paths=(argocd / site,), argocd_sites=(site,)))
-    return targets
-
-
 def _site_targets(root: Path, only: Iterable[str]) -> list[Target]:
-    clusters = root / "clusters"
-    sites = sorted(p.name for p in clusters.iterdir() if p.is_dir()) if clusters.is_dir() else []
+    sites_dir = root / "sites"
+    sites = sorted(p.parent.name for p in sites_dir.glob("*/site.yaml")) if sites_dir.is_dir() else []
     wanted = list(only) or sites
     return [Target(site, root=root) for site in wanted]
 
 
-def _catalogs(root: Path) -> list[tuple[dict[str, Any], Path]]:
-    found: list[tuple[dict[str, Any], Path]] = []
-    for path in iter_manifest_files(root):
-        text = path.read_text(encoding="utf-8")
-        if CATALOG_KIND not in text:
-            continue
-        try:
-            docs = load_yaml_documents(text, str(path))
-        except BuildError:
-            continue
-        found.extend((doc, path) for doc in docs if doc.get("kind") == CATALOG_KIND)
-    return found
-
-
-def _attach_catalog(
-    result: SiteResult,
-    catalogs: list[tuple[dict[str, Any], Path]],
-    site: str | None,
-    index: SourceIndex | None,
-    validators: Validators,
-) -> None:
-    matching = [
-        (d, p)
-        for d, p in catalogs
-        if site is None or (d.get("spec") or {}).get("site") == site or (d.get("metadata") or {}).get("name") == site
-    ]
-    if site is not None and not matching:
-        result.add("catalog", None, "", f"no SiteCatalog with spec.site: {site}", file="sites/")
+def _site_catalog(result: SiteResult, target: Target, index: SourceIndex) -> None:
+    assert target.root is not None
+    path = target.root / "sites" / target.name / "site.yaml"
+    if not path.is_file():
+        result.add("catalog", None, "", f"no site catalog sites/{target.name}/site.yaml", file=index.rel(path.parent))
         return
-    if len(matching) > 1:
-        files = ", ".join(str(entry[1]) for entry in matching)
-        result.add("catalog", None, "", f"{len(matching)} SiteCatalogs for one site: {files}", file=files)
-    if not matching:
+    try:
+        docs = [
+            d for d in load_yaml_documents(path.read_text(encoding="utf-8"), str(path)) if d.get("kind") == CATALOG_KIND
+        ]
+    except BuildError as exc:
+        result.add("catalog", None, "", str(exc), file=index.rel(path))
         return
-    doc, path = matching[0]
-    obj = Obj(doc, index.rel(path) if index else str(path))
-    result.catalog = doc
+    if len(docs) != 1:
+        result.add(
+            "catalog", None, "", f"holds {len(docs)} SiteCatalog documents; one is expected", file=index.rel(path)
+        )
+        return
+    obj = Obj(docs[0], index.rel(path))
+    result.catalog = docs[0]
     result.catalog_file = obj.file
-    check_catalog(obj, site or "", validators.catalog_schema, result)
+    result.site_catalog = check_catalog(obj, path.parent, result)
 
 
-def _render_site(
-    target: Target,
-    renderer: Renderer,
-    validators: Validators,
-    cache: dict[Path, tuple[SourceIndex, list[tuple[dict[str, Any], Path]]]],
-) -> SiteResult:
+def _loose_catalogs(result: SiteResult, docs: list[tuple[dict[str, Any], str]]) -> None:
+    found = [(d, f) for d, f in docs if d.get("kind") == CATALOG_KIND]
+    if len(found) > 1:
+        files = ", ".join(f for _, f in found)
+        result.add("catalog", None, "", f"{len(found)} SiteCatalogs among the given paths: {files}", file=files)
+    if found:
+        doc, file = found[0]
+        result.catalog = doc
+        result.catalog_file = file
+        result.site_catalog = check_catalog(Obj(doc, file), None, result)
+
+
+def _render_site(target: Target, renderer: Renderer, indexes: dict[Path, SourceIndex]) -> SiteResult:
     result = SiteResult(target.name)
     assert target.root is not None
-    index, catalogs = cache[target.root.resolve()]
+    index = indexes[target.root.resolve()]
     build_site(target.root, target.name, renderer, index, result)
-    _attach_catalog(result, catalogs, target.name, index, validators)
+    _site_catalog(result, target, index)
     return result
 
 
-def _render_paths(target: Target, renderer: Renderer, validators: Validators) -> SiteResult:
+def _render_paths(target: Target, renderer: Renderer) -> SiteResult:
     result = SiteResult(target.name)
-    catalogs: list[tuple[dict[str, Any], Path]] = []
+    catalogs: list[tuple[dict[str, Any], str]] = []
     for path in target.paths:
         try:
             if path.is_dir():
-                catalogs.extend(_catalogs(path))
                 if is_kustomization_dir(path):
                     docs = renderer.kustomize(path)
                 else:
                     docs = build_directory(path, renderer, load_source_ignore(path))
+                catalogs.extend((d, str(p)) for p in _catalog_files(path) for d in _catalog_docs(p))
                 result.objects.extend(Obj(d, str(path)) for d in docs if d.get("kind") != CATALOG_KIND)
             elif path.is_file():
                 docs = load_yaml_documents(path.read_text(encoding="utf-8"), str(path))
-                catalogs.extend((d, path) for d in docs if d.get("kind") == CATALOG_KIND)
+                catalogs.extend((d, str(path)) for d in docs if d.get("kind") == CATALOG_KIND)
                 result.objects.extend(Obj(d, str(path)) for d in docs if d.get("kind") != CATALOG_KIND)
             else:
                 result.add("input", None, "", "no such file or directory", file=str(path))
         except BuildError as exc:
             result.add("kustomize", None, "", str(exc), file=str(path))
-    _attach_catalog(result, catalogs, None, None, validators)
+    _loose_catalogs(result, catalogs)
     return result
+
+
+def _catalog_files(directory: Path) -> list[Path]:
+    """Catalogs under a given directory, or the site.yaml of the site folder it belongs to."""
+    found = list(iter_manifest_files(directory))
+    for parent in (directory, *directory.resolve().parents[:2]):
+        if (parent / "site.yaml").is_file() and parent.parent.name == "sites":
+            found.append(parent / "site.yaml")
+            break
+    return sorted(set(found))
+
+
+def _catalog_docs(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if CATALOG_KIND not in text:
+        return []
+    try:
+        return [d for d in load_yaml_documents(text, str(path)) if d.get("kind") == CATALOG_KIND]
+    except BuildError:
+        return []
 
 
 def _check_schemas(result: SiteResult, validators: Validators) -> None:
     for obj in result.objects:
-        doc = {k: v for k, v in obj.doc.items() if k != "sops"} if obj.kind == "Secret" else obj.doc
+        # What the API server receives: an encrypted Secret as Flux decrypts it (sops.py).
+        doc, errors = as_applied(obj.doc)
         key = (obj.api_version, obj.kind)
         if validators.crds.has_schema(*key):
-            errors = validators.crds.errors(doc)
+            errors += validators.crds.errors(doc)
         elif validators.builtin.has_schema(*key):
-            errors = validators.builtin.errors(doc)
-        elif key in INVARIANT_ONLY:
-            continue
+            errors += validators.builtin.errors(doc)
         else:
             result.add(
                 "schema",
@@ -233,30 +229,18 @@ def _check_schemas(result: SiteResult, validators: Validators) -> None:
 
 
 def validate(targets: list[Target], validators: Validators, renderer: Renderer, jobs: int) -> list[SiteResult]:
-    cache = {}
-    for root in {t.root.resolve() for t in targets if t.root is not None}:
-        cache[root] = (SourceIndex(root), _catalogs(root))
+    indexes = {root: SourceIndex(root) for root in {t.root.resolve() for t in targets if t.root is not None}}
 
     def one(target: Target) -> SiteResult:
-        if target.root is not None:
-            result = _render_site(target, renderer, validators, cache)
-        else:
-            result = _render_paths(target, renderer, validators)
+        result = _render_site(target, renderer, indexes) if target.root is not None else _render_paths(target, renderer)
         _check_schemas(result, validators)
         check_invariants(result, validators.external_secrets)
+        if target.root is not None:
+            check_argocd(result, target.root)
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, targets))
-    sites = {t.name: r for r, t in zip(results, targets, strict=True) if t.root is not None}
-    roots = {t.name: t.root for t in targets if t.root is not None}
-    for result, target in zip(results, targets, strict=True):
-        rendered = [sites[name] for name in target.argocd_sites if name in sites]
-        if rendered:
-            root = roots[target.argocd_sites[0]]
-            assert root is not None
-            check_argocd(result, rendered, root)
-    return results
+        return list(pool.map(one, targets))
 
 
 def report(results: list[SiteResult], quiet: bool, elapsed: float) -> int:
@@ -281,7 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         validators = Validators(
             BuiltinValidator(args.kubernetes_version),
             CrdValidator(args.schemas),
-            args.catalog_schema,
             frozenset(args.external_secret),
         )
         renderer = Renderer()
@@ -291,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     targets = _targets(args)
     if not targets:
-        print(f"validate-gitops: nothing to validate (no sites under {args.root / 'clusters'})", file=sys.stderr)
+        print(f"validate-gitops: nothing to validate (no sites/<site>/site.yaml under {args.root})", file=sys.stderr)
         return 2
     results = validate(targets, validators, renderer, args.jobs)
     if checkov is not None:

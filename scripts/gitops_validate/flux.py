@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Follow a site's Flux Kustomizations the way kustomize-controller does, offline.
 
-Starting at `clusters/<site>` (what `flux bootstrap --path=clusters/<site>` reconciles),
-every Flux Kustomization found in the output is checked (source exists, path exists,
-dependsOn names exist and form no cycle) and its path is built with kustomize, with
-`targetNamespace` and `postBuild` substitution applied as Flux applies them.
+A site's build starts where the cluster's does: at the hand-off objects the gitops_bootstrap
+role places (GitRepository and Kustomization `flux-system`, built by the collection's core,
+_gitops.flux_handoff). Every Flux Kustomization found in the output is checked (source exists,
+path exists, dependsOn names exist and form no cycle) and its path is built with kustomize,
+with `targetNamespace` and `postBuild` substitution applied as Flux applies them.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from typing import Any
 
 import yaml
 
+from .core import load_module
 from .model import CLUSTER_SCOPED_KINDS, Obj, SiteResult
 from .render import BuildError, Renderer, is_kustomization_dir, iter_manifest_files, load_yaml_documents
 from .substitute import VAR_PATTERN, substitute
 
-__all__ = ["FLUX_KUSTOMIZATION", "SourceIndex", "build_directory", "build_site", "load_source_ignore"]
+__all__ = ["FLUX_KUSTOMIZATION", "HANDOFF_FILE", "SourceIndex", "build_directory", "build_site", "load_source_ignore"]
 
 FLUX_KUSTOMIZATION = "kustomize.toolkit.fluxcd.io/"
 SOURCE_KINDS = frozenset({"GitRepository", "OCIRepository", "Bucket", "ExternalArtifact"})
 SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
+# Where the hand-off objects come from, as problems name it.
+HANDOFF_FILE = "hand-off (edgeslm.pi5.gitops_bootstrap)"
+# The validator builds the hand-off with a placeholder URL: it never fetches anything.
+HANDOFF_REPO_URL = "ssh://git@git.invalid/fleet.git"
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Only (kind, name) per document is needed to point at a file: a line scan, not a YAML parse.
 _DOC_SPLIT = re.compile(r"^---[^\n]*$", re.MULTILINE)
@@ -193,7 +199,6 @@ class _SiteBuilder:
         self.result = result
         self.ignored = load_source_ignore(root)
         self.kustomizations: dict[tuple[str, str], _FluxKs] = {}
-        self.entry = f"clusters/{site}"
 
     def add_objects(self, docs: list[dict[str, Any]], applied_by: str, fallback_file: str) -> None:
         for doc in docs:
@@ -212,17 +217,16 @@ class _SiteBuilder:
                 self.kustomizations[key] = _FluxKs(obj, depends_on=deps)
 
     def run(self) -> None:
-        entry_dir = self.root / self.entry
-        if not entry_dir.is_dir():
-            self.result.add("flux", None, "", f"no Flux entry point {self.entry}/", file=self.index.rel(entry_dir))
+        site_dir = self.root / "sites" / self.site
+        if not (site_dir / "site.yaml").is_file():
+            self.result.add(
+                "flux", None, "", f"no site catalog sites/{self.site}/site.yaml", file=self.index.rel(site_dir)
+            )
             return
-        try:
-            docs = build_directory(entry_dir, self.renderer, self.ignored)
-        except BuildError as exc:
-            self.result.add("kustomize", None, "", str(exc), file=self.index.rel(entry_dir))
-            return
-        self.add_objects(docs, self.entry, self.index.rel(entry_dir))
-        repo_sources = self._mark_entry()
+        gitops = load_module("_gitops")
+        handoff = gitops.flux_handoff(site=self.site, repo_url=HANDOFF_REPO_URL)
+        self.add_objects(handoff, "", HANDOFF_FILE)
+        repo_sources = {("GitRepository", gitops.FLUX_NAMESPACE, "flux-system")}
         # Each wave's kustomize builds run in parallel (they are separate processes).
         with ThreadPoolExecutor(max_workers=4) as pool:
             while True:
@@ -244,23 +248,6 @@ class _SiteBuilder:
         if rel.startswith("..") or not directory.is_dir() or self.ignored(directory):
             return None
         return build_directory(directory, self.renderer, self.ignored)
-
-    def _mark_entry(self) -> set[tuple[str, str, str]]:
-        """Find the bootstrap Kustomization (path = clusters/<site>) and the source it uses."""
-        for ks in self.kustomizations.values():
-            if _normalise(ks.obj.spec().get("path")) == self.entry:
-                ks.done = True
-                ref = ks.obj.spec().get("sourceRef") or {}
-                self._check_source(ks.obj, ref)
-                return {(str(ref.get("kind")), str(ref.get("namespace") or ks.obj.namespace), str(ref.get("name")))}
-        self.result.add(
-            "flux",
-            None,
-            "",
-            f"no Flux Kustomization reconciles path ./{self.entry} (bootstrap entry missing)",
-            file=self.entry,
-        )
-        return set()
 
     def _check_source(self, ks: Obj, ref: dict[str, Any]) -> bool:
         kind, name = ref.get("kind"), ref.get("name")

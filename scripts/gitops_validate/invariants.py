@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from .core import load_module
 from .model import Obj, SiteResult, pod_spec, walk_containers
 from .quantity import QuantityError, parse_quantity
 
@@ -40,7 +41,9 @@ K3S_PROVIDED: dict[str, frozenset[str]] = {
 # Storage classes created by a Helm chart when its HelmRelease is part of the site.
 CHART_STORAGE_CLASSES = {"longhorn": "longhorn"}
 # Secrets created out of band by the gitops_bootstrap role (never committed), as namespace/name.
-BOOTSTRAP_SECRETS = frozenset({"flux-system/flux-system", "flux-system/sops-age", "flux-system/flux-git-signers"})
+BOOTSTRAP_SECRETS = frozenset(
+    f"{load_module('_gitops').FLUX_NAMESPACE}/{name}" for name in load_module("_gitops").BOOTSTRAP_SECRETS.values()
+)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -533,8 +536,20 @@ def _check_placement(
         )
 
 
+_PLACEHOLDER = re.compile(r"^MODEL_[A-Z_0-9]+$")
+
+
 def _sync_containers(site: _Site, obj: Obj, pod: dict[str, Any], base: str, model: dict[str, Any]) -> None:
     for container, where in walk_containers(pod, base):
+        for env in container.get("env") or []:
+            if _PLACEHOLDER.match(str(env.get("value", ""))):
+                site.result.add(
+                    "catalog-sync",
+                    obj,
+                    f"{where}.env[{env.get('name')}]",
+                    f"still the base's placeholder {env.get('value')!r}: the site's generated kustomization "
+                    "does not set it",
+                )
         sha = _env(container, "MODEL_SHA256")
         if sha is not None and not _SHA256.match(str(sha)):
             site.result.add("catalog-sync", obj, f"{where}.env[MODEL_SHA256]", f"{sha!r} is not a sha256 digest")

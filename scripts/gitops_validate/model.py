@@ -105,6 +105,8 @@ class SiteResult:
     notes: list[str] = field(default_factory=list)
     catalog: dict[str, Any] | None = None
     catalog_file: str = ""
+    # The collection core's typed view of the catalog (_catalog.SiteCatalog) once it loaded cleanly.
+    site_catalog: Any = None
 
     def add(self, check: str, obj: Obj | None, field_path: str, message: str, file: str = "") -> None:
         self.problems.append(

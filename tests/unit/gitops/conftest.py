@@ -13,7 +13,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate import K3S_KUBERNETES_MINOR  # noqa: E402
-from ansible_collections.edgeslm.pi5.scripts.gitops_validate.catalog import DEFAULT_CATALOG_SCHEMA  # noqa: E402
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cli import DEFAULT_SCHEMAS, Target, Validators, validate  # noqa: E402
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.crd_schema import CrdValidator  # noqa: E402
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.k8s_schema import BuiltinValidator  # noqa: E402
@@ -31,9 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def validators() -> Validators:
     if not (DEFAULT_SCHEMAS / "index.json").is_file():
         pytest.fail(f"CRD schemas missing at {DEFAULT_SCHEMAS}: ../shared must sit beside the repository")
-    return Validators(
-        BuiltinValidator(K3S_KUBERNETES_MINOR), CrdValidator(DEFAULT_SCHEMAS), DEFAULT_CATALOG_SCHEMA, frozenset()
-    )
+    return Validators(BuiltinValidator(K3S_KUBERNETES_MINOR), CrdValidator(DEFAULT_SCHEMAS), frozenset())
 
 
 @pytest.fixture

@@ -30,8 +30,7 @@ def test_script_validates_one_site_without_ansible_on_the_path() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].startswith("site lab: ")
-    assert "site argocd/lab: " in proc.stdout
-    assert "2 passed, 0 failed" in proc.stdout
+    assert "1 passed, 0 failed" in proc.stdout
 
 
 def test_missing_schema_dir_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,40 +51,32 @@ def test_given_file_with_defect(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_given_directories_are_one_unit(capsys: pytest.CaptureFixture[str]) -> None:
-    infrastructure = REPO / "gitops" / "infrastructure"
-    configs = infrastructure / "configs" / "lab"
-    # Alone, the configs reference a namespace the controllers create.
-    assert main(["--no-checkov", str(configs)]) == 1
-    assert "namespace minio is not created" in capsys.readouterr().out
-    assert main(["--no-checkov", str(infrastructure / "controllers" / "lab"), str(configs)]) == 0
+    platform = REPO / "gitops" / "platform"
+    apps = REPO / "gitops" / "sites" / "lab" / "apps"
+    # Alone, the apps reference a PriorityClass the shared configs create.
+    assert main(["--no-checkov", str(apps)]) == 1
+    assert "PriorityClass edgeslm-inference does not exist" in capsys.readouterr().out
+    assert main(["--no-checkov", str(apps), str(platform / "configs")]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(" objects, ok")
 
 
-def test_given_flux_repository_root(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_given_gitops_root(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--no-checkov", "-q", str(repo)]) == 0
     out = capsys.readouterr().out
-    assert "7 passed, 0 failed" in out
+    assert "3 passed, 0 failed" in out
 
 
-def test_default_run_covers_sites_and_argocd(capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_run_covers_every_site(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--no-checkov", "-q"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines[:-1]] == [
-        "site factory-line1",
-        "site lab",
-        "site store-berlin",
-        "site argocd",
-        "site argocd/factory-line1",
-        "site argocd/lab",
-        "site argocd/store-berlin",
-    ]
-    assert lines[-1].startswith("validate-gitops: 7 passed, 0 failed")
+    assert [line.split(":")[0] for line in lines[:-1]] == ["site factory-line1", "site lab", "site store-berlin"]
+    assert lines[-1].startswith("validate-gitops: 3 passed, 0 failed")
 
 
 @pytest.mark.checkov
 @pytest.mark.skipif(not CHECKOV.is_file(), reason="checkov lives in .venv-checkov, which `make setup` creates")
 def test_checkov_catches_missing_probe(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    deployment = repo / "apps" / "base" / "llamacpp" / "deployment.yaml"
+    deployment = repo / "platform" / "apps" / "llamacpp" / "deployment.yaml"
     text = deployment.read_text(encoding="utf-8")
     start = text.index("          livenessProbe:\n")
     end = text.index("          securityContext:\n", start)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cli import Target, Validators, validate
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import newsite
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.model import SiteResult
-from ansible_collections.edgeslm.pi5.scripts.gitops_validate.render import Renderer
 
 Edit = Callable[[Path, str, str], None]
 RunSite = Callable[[Path, str], SiteResult]
@@ -34,20 +33,47 @@ class Defect:
     needle: str
 
 
-LLAMACPP = "apps/base/llamacpp/deployment.yaml"
+LLAMACPP = "platform/apps/llamacpp/deployment.yaml"
+# A copy of the template where lab carries a SOPS-encrypted Secret among its apps.
+SECRET_SITE = "lab"
+SECRET_FILE = "sites/lab/apps/example-api-key.enc.yaml"
+# The shape `sops --encrypt` writes (age recipient, encrypted_regex data|stringData).
+ENCRYPTED_SECRET = """# yamllint disable-file
+apiVersion: v1
+kind: Secret
+metadata:
+    name: example-api-key
+    namespace: slm
+type: Opaque
+stringData:
+    apiKey: ENC[AES256_GCM,data:JMmFVs7xhaM9qyb1UA==,iv:dTwas+QkdMpo17uotrR2mA==,tag:7bY1MkT0OHLDI6PKwbDGbQ==,type:str]
+sops:
+    age:
+        - recipient: age1ngq55cvp3mn7r438jskf0x5cafr63crca3e2l9g8hslm9r768y7qmrdkww
+          enc: |
+            -----BEGIN AGE ENCRYPTED FILE-----
+            YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSA4VUZaRExlbHJySEQwK1Rl
+            -----END AGE ENCRYPTED FILE-----
+    lastmodified: "2026-11-23T08:00:00Z"
+    mac: ENC[AES256_GCM,data:Pcs360K12EVwrf=,iv:NSbeE15KEIFnuR6bu==,tag:+5HXBT05mStTNxE8suSbeA==,type:str]
+    encrypted_regex: ^(data|stringData)$
+    version: 3.10.2
+"""
 LAB_SITE = "sites/lab/site.yaml"
+# The last line of lab's generated apps kustomization: a patch added after it wins over the catalog's.
+LAB_GENERATED_END = "        value: Host(`llm.lab.edgeslm.internal`) && PathPrefix(`/v1`)\n"
 STORE_SITE = "sites/store-berlin/site.yaml"
 
 SECOND_LAB_MODEL = """  models:
     - name: edgeslm-tiny-b
       file: edgeslm-tiny-b.gguf
+      source: file:///srv/edgeslm-lab/models/edgeslm-tiny-b.gguf
       sha256: "1111111111111111111111111111111111111111111111111111111111111111"
       sizeBytes: 1048576
       quantization: Q8_0
-      contextLength: 512
-      parallel: 1
       runtime: llamacpp
       target: pi5-8gb
+      serving: {contextPerSlot: 512}
       resources:
         requests: {cpu: 500m, memory: 256Mi}
         limits: {cpu: "1", memory: 512Mi}
@@ -69,7 +95,7 @@ DEFECTS = [
     Defect(
         "kustomize-missing-resource",
         "lab",
-        "apps/base/llamacpp/kustomization.yaml",
+        "platform/apps/llamacpp/kustomization.yaml",
         "  - pdb.yaml\n",
         "  - pdb.yaml\n  - gone.yaml\n",
         "kustomize",
@@ -78,7 +104,7 @@ DEFECTS = [
     Defect(
         "flux-source-missing",
         "lab",
-        "clusters/lab/apps.yaml",
+        "platform/flux/apps.yaml",
         "    kind: GitRepository\n    name: flux-system",
         "    kind: GitRepository\n    name: fleet",
         "flux",
@@ -87,16 +113,16 @@ DEFECTS = [
     Defect(
         "flux-path-missing",
         "lab",
-        "clusters/lab/apps.yaml",
-        "path: ./apps/lab",
-        "path: ./apps/lab-typo",
+        "platform/flux/apps.yaml",
+        "path: ${GITOPS_ROOT}/sites/${SITE}/apps",
+        "path: ${GITOPS_ROOT}/sites/${SITE}/apps-typo",
         "flux",
         "does not exist in the repository",
     ),
     Defect(
         "flux-depends-on-missing",
         "lab",
-        "clusters/lab/apps.yaml",
+        "platform/flux/apps.yaml",
         "- name: infra-configs",
         "- name: infra",
         "flux",
@@ -105,7 +131,7 @@ DEFECTS = [
     Defect(
         "flux-depends-on-cycle",
         "lab",
-        "clusters/lab/infra-controllers.yaml",
+        "platform/flux/infra-controllers.yaml",
         "  name: infra-controllers\n  namespace: flux-system\nspec:\n",
         "  name: infra-controllers\n  namespace: flux-system\nspec:\n  dependsOn:\n    - name: apps\n",
         "flux",
@@ -114,18 +140,18 @@ DEFECTS = [
     Defect(
         "flux-postbuild-undefined",
         "lab",
-        "clusters/lab/apps.yaml",
-        "      SITE_DOMAIN: lab.edgeslm.internal\n",
-        "",
+        "platform/flux/apps.yaml",
+        "path: ${GITOPS_ROOT}/sites/${SITE}/apps",
+        "path: ${GITOPS_ROOT}/sites/${SITE_NAME}/apps",
         "flux",
-        "${SITE_DOMAIN} is not defined",
+        "${SITE_NAME} is not defined",
     ),
     Defect(
         "flux-postbuild-absent",
         "lab",
-        "clusters/lab/apps.yaml",
-        "  postBuild:\n    substitute:\n      SITE: lab\n      SITE_DOMAIN: lab.edgeslm.internal\n",
-        "",
+        "platform/apps/llamacpp/pdb.yaml",
+        "  maxUnavailable: 1",
+        "  maxUnavailable: ${MAX_UNAVAILABLE}",
         "flux",
         "has no postBuild",
     ),
@@ -133,8 +159,8 @@ DEFECTS = [
         "flux-sourceignore",
         "lab",
         ".sourceignore",
-        "/docs/\n",
-        "/docs/\n/apps/lab/\n",
+        "/schemas/\n",
+        "/schemas/\n/sites/lab/apps/\n",
         "flux",
         "excluded by .sourceignore",
     ),
@@ -160,7 +186,7 @@ DEFECTS = [
     Defect(
         "builtin-missing-required",
         "lab",
-        "apps/base/common/networkpolicy-default-deny-all.yaml",
+        "platform/apps/common/networkpolicy-default-deny-all.yaml",
         "  name: default-deny-all\n  namespace: slm\nspec:\n  podSelector: {}\n",
         "  name: default-deny-all\n  namespace: slm\nspec:\n",
         "schema",
@@ -170,7 +196,7 @@ DEFECTS = [
     Defect(
         "crd-unknown-field",
         "lab",
-        "apps/base/llamacpp/rollout.yaml",
+        "platform/apps/llamacpp/rollout.yaml",
         "      abortScaleDownDelaySeconds: 30",
         "      abortScaleDownDelaySecs: 30",
         "schema",
@@ -179,25 +205,25 @@ DEFECTS = [
     Defect(
         "crd-wrong-type",
         "lab",
-        "clusters/lab/apps.yaml",
+        "platform/flux/apps.yaml",
         "  prune: true",
         "  prune: enabled",
         "schema",
         "is not of type 'boolean'",
     ),
     Defect(
-        "crd-cel-keda",
-        "factory-line1",
-        "apps/base/llamacpp/scaledobject.yaml",
-        "  minReplicaCount: 1",
-        "  minReplicaCount: 5",
+        "crd-cel-kustomization",
+        "lab",
+        "platform/flux/apps.yaml",
+        "  prune: true",
+        "  prune: true\n  kubeConfig: {}",
         "schema",
-        "CEL: minReplicaCount must be less than or equal to maxReplicaCount",
+        "CEL:",
     ),
     Defect(
         "crd-cel-helmrelease",
         "lab",
-        "infrastructure/controllers/base/keda.yaml",
+        "platform/controllers/keda.yaml",
         "  chart:\n",
         "  chartRef:\n    kind: OCIRepository\n    name: keda\n  chart:\n",
         "schema",
@@ -206,7 +232,7 @@ DEFECTS = [
     Defect(
         "no-schema",
         "lab",
-        "apps/base/common/serviceaccount.yaml",
+        "platform/apps/common/serviceaccount.yaml",
         "apiVersion: v1",
         "apiVersion: v9",
         "schema",
@@ -220,10 +246,34 @@ DEFECTS = [
         "ce37f84dd230fd154c876666bf12e124c78b08b15a33c50957635665544b2b4d",
         "ABC",
         "catalog",
-        "does not match",
+        "must be a string matching",
     ),
     Defect(
-        "catalog-site-name", "lab", LAB_SITE, "  site: lab", "  site: lab2", "catalog", "catalog is for site 'lab2'"
+        "catalog-site-name",
+        "lab",
+        LAB_SITE,
+        "  name: lab\n",
+        "  name: lab2\n",
+        "catalog",
+        "is 'lab2' but the folder is sites/lab",
+    ),
+    Defect(
+        "catalog-scale-to-zero-runtime",
+        "store-berlin",
+        STORE_SITE,
+        "    scaleToZero: false",
+        "    scaleToZero: true",
+        "catalog",
+        "cannot scale to zero",
+    ),
+    Defect(
+        "catalog-generated-stale",
+        "lab",
+        LAB_SITE,
+        "maxReplicas: 2",
+        "maxReplicas: 3",
+        "catalog",
+        "differs from what the site folder gives",
     ),
     Defect(
         "catalog-does-not-fit",
@@ -232,14 +282,14 @@ DEFECTS = [
         "      target: pi5-8gb\n      arch: arm64",
         "      target: pi5-2gb\n      arch: arm64",
         "catalog",
-        "no node class provides",
+        "no node class can serve it",
     ),
     Defect(
         "catalog-estimate-too-big",
         "store-berlin",
         STORE_SITE,
-        "      contextLength: 4096",
-        "      contextLength: 32768",
+        "        contextPerSlot: 4096",
+        "        contextPerSlot: 32768",
         "catalog",
         "below the estimate",
     ),
@@ -274,9 +324,9 @@ DEFECTS = [
     Defect(
         "sync-sha256",
         "lab",
-        "apps/lab/kustomization.yaml",
-        "patches:\n",
-        "patches:\n  - target: {kind: Deployment, name: slm-llamacpp}\n    patch: |-\n"
+        "sites/lab/apps/kustomization.yaml",
+        LAB_GENERATED_END,
+        LAB_GENERATED_END + "  - target: {kind: Deployment, name: slm-llamacpp}\n    patch: |-\n"
         "      - op: replace\n        path: /spec/template/spec/containers/0/env/2/value\n"
         "        value: " + "ab" * 32 + "\n",
         "catalog-sync",
@@ -285,9 +335,9 @@ DEFECTS = [
     Defect(
         "sync-resources",
         "lab",
-        "apps/lab/kustomization.yaml",
-        "patches:\n",
-        "patches:\n  - target: {kind: Deployment, name: slm-llamacpp}\n    patch: |-\n"
+        "sites/lab/apps/kustomization.yaml",
+        LAB_GENERATED_END,
+        LAB_GENERATED_END + "  - target: {kind: Deployment, name: slm-llamacpp}\n    patch: |-\n"
         "      - op: replace\n        path: /spec/template/spec/containers/0/resources/limits/memory\n"
         "        value: 4Gi\n",
         "catalog-sync",
@@ -296,16 +346,16 @@ DEFECTS = [
     Defect(
         "sync-storage",
         "lab",
-        "apps/lab/kustomization.yaml",
-        "        value: 1Gi",
-        "        value: 512Ki",
+        LLAMACPP,
+        "                    storage: 4Gi",
+        "                    storage: 512Ki",
         "catalog-sync",
         "cannot hold",
     ),
     Defect(
         "npu-placement",
         "factory-line1",
-        "apps/base/hailo/deployment.yaml",
+        "platform/apps/hailo/deployment.yaml",
         "edgeslm.io/npu: hailo10h",
         "edgeslm.io/npu: hailo8",
         "catalog-sync",
@@ -314,7 +364,7 @@ DEFECTS = [
     Defect(
         "wasm-runtime",
         "store-berlin",
-        "apps/base/llamaedge/deployment.yaml",
+        "platform/apps/llamaedge/deployment.yaml",
         "runtimeClassName: wasmedge-wasinn",
         "runtimeClassName: wasmedge",
         "catalog-sync",
@@ -323,7 +373,7 @@ DEFECTS = [
     Defect(
         "host-path-writable",
         "store-berlin",
-        "apps/base/llamaedge/deployment.yaml",
+        "platform/apps/llamaedge/deployment.yaml",
         "{name: wasi-nn-plugin, mountPath: /opt/containerd/lib, readOnly: true}",
         "{name: wasi-nn-plugin, mountPath: /opt/containerd/lib}",
         "security",
@@ -332,7 +382,7 @@ DEFECTS = [
     Defect(
         "host-path-elsewhere",
         "store-berlin",
-        "apps/base/llamaedge/deployment.yaml",
+        "platform/apps/llamaedge/deployment.yaml",
         "            path: /opt/containerd/lib",
         "            path: /etc",
         "security",
@@ -341,8 +391,8 @@ DEFECTS = [
     Defect(
         "host-path-in-restricted-namespace",
         "store-berlin",
-        "apps/store-berlin/kustomization.yaml",
-        "  - ../base/llamaedge/host-access\n",
+        "sites/store-berlin/apps/kustomization.yaml",
+        "  - ../../../platform/apps/llamaedge/host-access\n",
         "",
         "security",
         "hostPath volumes are not allowed by restricted",
@@ -351,7 +401,7 @@ DEFECTS = [
     Defect(
         "image-not-pinned",
         "lab",
-        "apps/base/llamacpp/kustomization.yaml",
+        "platform/apps/llamacpp/kustomization.yaml",
         "    digest: sha256:295dc9897fa8a643e4a513fbcaada51d3b8db4b0afa4fda7aeae2386757de58b\n",
         "",
         "images",
@@ -360,7 +410,7 @@ DEFECTS = [
     Defect(
         "image-latest",
         "lab",
-        "apps/base/llamacpp/kustomization.yaml",
+        "platform/apps/llamacpp/kustomization.yaml",
         "    newTag: server\n",
         "    newTag: latest\n",
         "images",
@@ -369,7 +419,7 @@ DEFECTS = [
     Defect(
         "chart-range",
         "lab",
-        "infrastructure/controllers/base/keda.yaml",
+        "platform/controllers/keda.yaml",
         "version: 2.20.2",
         'version: ">=2.0.0"',
         "images",
@@ -379,7 +429,7 @@ DEFECTS = [
     Defect(
         "runtime-class",
         "store-berlin",
-        "apps/base/llamaedge/deployment.yaml",
+        "platform/apps/llamaedge/deployment.yaml",
         "runtimeClassName: wasmedge-wasinn",
         "runtimeClassName: wasm-edge",
         "references",
@@ -397,25 +447,25 @@ DEFECTS = [
     Defect(
         "storage-class-helm",
         "store-berlin",
-        "infrastructure/controllers/base/minio.yaml",
-        "      storageClass: local-path",
-        "      storageClass: longhorn",
+        "platform/controllers/prometheus.yaml",
+        "  values:\n",
+        "  values:\n    persistence:\n      storageClass: longhorn\n",
         "references",
         "StorageClass longhorn",
     ),
     Defect(
         "secret-helm-values",
         "lab",
-        "infrastructure/controllers/base/minio.yaml",
-        "existingSecret: minio-root",
-        "existingSecret: minio-admin",
+        "platform/controllers/prometheus.yaml",
+        "  values:\n",
+        "  values:\n    grafana:\n      existingSecret: grafana-admin\n",
         "references",
-        "Secret minio/minio-admin does not exist",
+        "Secret monitoring/grafana-admin does not exist",
     ),
     Defect(
         "secret-flux",
         "lab",
-        "clusters/lab/infra-controllers.yaml",
+        "platform/flux/infra-controllers.yaml",
         "name: sops-age",
         "name: sops-gpg",
         "references",
@@ -442,7 +492,7 @@ DEFECTS = [
     Defect(
         "namespace",
         "lab",
-        "apps/base/common/namespace.yaml",
+        "platform/apps/common/namespace.yaml",
         "  name: slm\n",
         "  name: inference\n",
         "references",
@@ -451,7 +501,7 @@ DEFECTS = [
     Defect(
         "rollout-service",
         "lab",
-        "apps/base/llamacpp/rollout.yaml",
+        "platform/apps/llamacpp/rollout.yaml",
         "canaryService: slm-llamacpp-canary",
         "canaryService: slm-canary",
         "references",
@@ -460,7 +510,7 @@ DEFECTS = [
     Defect(
         "rollout-analysis",
         "lab",
-        "apps/base/llamacpp/rollout.yaml",
+        "platform/apps/llamacpp/rollout.yaml",
         "- templateName: slm-canary",
         "- templateName: slm-gate",
         "references",
@@ -469,7 +519,7 @@ DEFECTS = [
     Defect(
         "traefik-service",
         "lab",
-        "apps/base/llamacpp/traefikservice-slm-llamacpp.yaml",
+        "platform/apps/llamacpp/traefikservice-slm-llamacpp.yaml",
         "      - name: slm-llamacpp-canary",
         "      - name: slm-llamacpp-preview",
         "references",
@@ -478,7 +528,7 @@ DEFECTS = [
     Defect(
         "pdb-selector",
         "lab",
-        "apps/base/llamacpp/pdb.yaml",
+        "platform/apps/llamacpp/pdb.yaml",
         "app.kubernetes.io/name: slm-llamacpp",
         "app.kubernetes.io/name: llamacpp",
         "references",
@@ -488,35 +538,35 @@ DEFECTS = [
     Defect(
         "autoscaler-twice",
         "lab",
-        "apps/lab/kustomization.yaml",
-        "  - ../base/llamacpp\n",
-        "  - ../base/llamacpp\n  - ../base/llamaedge/hpa.yaml\n",
+        "sites/lab/apps/kustomization.yaml",
+        "  - ../../../platform/apps/llamacpp\n",
+        "  - ../../../platform/apps/llamacpp\n  - ../../../platform/apps/llamaedge/hpa.yaml\n",
         "kustomize",
         "kustomize build failed",
     ),
     Defect(
         "scale-to-zero-forbidden",
         "factory-line1",
-        "apps/base/llamacpp/scaledobject.yaml",
-        "  minReplicaCount: 1",
-        "  minReplicaCount: 0",
+        "sites/factory-line1/apps/kustomization.yaml",
+        "        path: /spec/minReplicaCount\n        value: 1",
+        "        path: /spec/minReplicaCount\n        value: 0",
         "autoscaling",
         "scaleToZero: false",
     ),
-    # secrets
+    # secrets (SECRET_SITE carries an encrypted Secret, see site_with_secret)
     Defect(
         "secret-clear-value",
-        "lab",
-        "infrastructure/controllers/lab/minio-root.enc.yaml",
-        "    rootUser: ENC[",
-        "    rootUser: admin\n    x: ENC[",
+        SECRET_SITE,
+        SECRET_FILE,
+        "    apiKey: ENC[",
+        "    apiKey: hunter2\n    x: ENC[",
         "secrets",
         "clear text",
     ),
     Defect(
         "secret-no-sops",
-        "lab",
-        "infrastructure/controllers/lab/minio-root.enc.yaml",
+        SECRET_SITE,
+        SECRET_FILE,
         "sops:\n",
         "sopsx:\n",
         "secrets",
@@ -524,8 +574,8 @@ DEFECTS = [
     ),
     Defect(
         "secret-no-decryption",
-        "lab",
-        "clusters/lab/infra-controllers.yaml",
+        SECRET_SITE,
+        "platform/flux/apps.yaml",
         "  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n",
         "",
         "secrets",
@@ -562,7 +612,7 @@ DEFECTS = [
     Defect(
         "checkov-skip-reason",
         "factory-line1",
-        "infrastructure/controllers/components/hailo-device-plugin/daemonset-generic-device-plugin.yaml",
+        "platform/components/hailo-device-plugin/daemonset-generic-device-plugin.yaml",
         "checkov.io/skip5: CKV_K8S_37=Privileged device access; capabilities cannot be dropped further.",
         "checkov.io/skip5: CKV_K8S_37",
         "security",
@@ -578,8 +628,24 @@ def test_template_is_clean(repo: Path, run_site: RunSite, site: str) -> None:
     assert len(result.objects) > 30
 
 
+def add_secret(root: Path) -> None:
+    """Put ENCRYPTED_SECRET beside lab's apps kustomization and regenerate it, as new-site --sync would."""
+    path = root / SECRET_FILE
+    path.write_text(ENCRYPTED_SECRET, encoding="utf-8")
+    assert newsite.main(["--root", str(root), "--sync", SECRET_SITE]) == 0
+
+
+def test_site_with_a_secret_is_clean(repo: Path, run_site: RunSite) -> None:
+    add_secret(repo)
+    result = run_site(repo, SECRET_SITE)
+    assert result.problems == []
+    assert any(o.kind == "Secret" and o.name == "example-api-key" for o in result.objects)
+
+
 @pytest.mark.parametrize("defect", DEFECTS, ids=[d.id for d in DEFECTS])
 def test_seeded_defect_is_caught(repo: Path, run_site: RunSite, edit: Edit, defect: Defect) -> None:
+    if defect.file == SECRET_FILE or defect.check == "secrets":
+        add_secret(repo)
     edit(repo / defect.file, defect.old, defect.new)
     result = run_site(repo, defect.site)
     hits = [p for p in result.problems if p.check == defect.check and defect.needle in p.message]
@@ -587,23 +653,13 @@ def test_seeded_defect_is_caught(repo: Path, run_site: RunSite, edit: Edit, defe
     assert all(p.file for p in hits)
 
 
-def test_argocd_defect_is_caught(repo: Path, validators: Validators) -> None:
-    sites = repo / "argocd" / "base" / "sites.yaml"
-    sites.write_text(
-        sites.read_text(encoding="utf-8").replace("goTemplate: true", "goTemplates: true"), encoding="utf-8"
-    )
-    result = validate([Target("argocd", paths=(repo / "argocd",))], validators, Renderer(), 1)[0]
-    assert any(p.check == "schema" and "'goTemplates' was unexpected" in p.message for p in result.problems)
+def test_argocd_handoff_needs_its_source_folders(repo: Path, run_site: RunSite) -> None:
+    (repo / "platform" / "configs" / "kustomization.yaml").unlink()
+    result = run_site(repo, "lab")
+    assert any(p.check == "argocd" and "platform/configs is not a kustomization" in p.message for p in result.problems)
 
 
-def test_argocd_project_must_allow_what_the_sites_render(repo: Path, validators: Validators) -> None:
-    project = repo / "argocd" / "base" / "project.yaml"
-    text = project.read_text(encoding="utf-8")
-    project.write_text(text.replace("    - group: node.k8s.io\n      kind: RuntimeClass\n", ""), encoding="utf-8")
-    assert "RuntimeClass" not in project.read_text(encoding="utf-8")
-    targets = [Target("lab", root=repo), Target("argocd", paths=(repo / "argocd",), argocd_sites=("lab",))]
-    argocd = validate(targets, validators, Renderer(), 1)[1]
-    assert any(
-        p.check == "argocd" and "RuntimeClass wasmedge-wasinn is not in AppProject" in p.message
-        for p in argocd.problems
-    )
+def test_argocd_note_names_encrypted_secrets(repo: Path, run_site: RunSite) -> None:
+    add_secret(repo)
+    result = run_site(repo, SECRET_SITE)
+    assert any("KSOPS" in note for note in result.notes)

@@ -1,62 +1,17 @@
 # Copyright (c) edgeslm maintainers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Table tests for the validator's building blocks: CEL subset, substitution, quantities."""
+"""Table tests for the validator's building blocks: substitution, quantities (CEL: test_gitops_cel.py)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cel import CelError, CelUnsupported, compile_rule, evaluate
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.flux import load_source_ignore
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.quantity import QuantityError, parse_quantity
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.substitute import substitute
-
-KEDA = "!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) ? self.maxReplicaCount : 100)"
-FLAGGER = "(size(self.group) == 0 && self.kind == 'Service') ? has(self.port) : true"
-HELM = "(has(self.chart) && !has(self.chartRef)) || (!has(self.chart) && has(self.chartRef))"
-
-
-@pytest.mark.parametrize(
-    ("rule", "value", "expected"),
-    [
-        (KEDA, {"minReplicaCount": 1, "maxReplicaCount": 3}, True),
-        (KEDA, {"minReplicaCount": 4, "maxReplicaCount": 3}, False),
-        (KEDA, {"minReplicaCount": 101}, False),
-        (KEDA, {}, True),
-        (FLAGGER, {"group": "", "kind": "Service"}, False),
-        (FLAGGER, {"group": "", "kind": "Service", "port": 80}, True),
-        (FLAGGER, {"group": "x", "kind": "Other"}, True),
-        (HELM, {"chart": {}}, True),
-        (HELM, {"chart": {}, "chartRef": {}}, False),
-        (HELM, {}, False),
-        ("self.type in ['a', 'b']", {"type": "b"}, True),
-        ("size(self.items) > 0", {"items": []}, False),
-    ],
-)
-def test_cel_rules(rule: str, value: dict[str, Any], expected: bool) -> None:
-    assert evaluate(compile_rule(rule), value) is expected
-
-
-@pytest.mark.parametrize(
-    ("rule", "value"),
-    [
-        ("self.sts.provider == 'aws'", {}),  # selecting an absent field is an error, as in CEL
-        ("self.a && true", {"a": 1}),  # && needs booleans
-    ],
-)
-def test_cel_evaluation_errors(rule: str, value: dict[str, Any]) -> None:
-    with pytest.raises(CelError):
-        evaluate(compile_rule(rule), value)
-
-
-@pytest.mark.parametrize("rule", ["self.name.startsWith('x')", "matches(self.a, 'x')", "self == oldSelf", "a ~ b"])
-def test_cel_outside_subset(rule: str) -> None:
-    with pytest.raises(CelUnsupported):
-        evaluate(compile_rule(rule), {"name": "x", "a": "y"})
 
 
 @pytest.mark.parametrize(

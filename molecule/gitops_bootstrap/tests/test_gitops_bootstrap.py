@@ -1,7 +1,8 @@
 """Verify edgeslm.pi5.gitops_bootstrap: the bootstrap is files in k3s's auto-deploy directory.
 
-Custom resources are checked against the strict offline CRD schemas in ../shared/schemas/crds
-(override with EDGESLM_SCHEMAS_DIR), built-in kinds with kubernetes-validate.
+Custom resources are checked against the project's strict CRD schemas in
+scripts/gitops_validate/schemas/crds (override with EDGESLM_SCHEMAS_DIR), built-in kinds with
+kubernetes-validate.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ FACT = "/etc/ansible/facts.d/edgeslm_gitops_bootstrap.fact"
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
 KUBERNETES_VERSION = "1.33"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SCHEMAS = Path(os.environ.get("EDGESLM_SCHEMAS_DIR", REPO_ROOT.parent / "shared" / "schemas" / "crds"))
+SCHEMAS = Path(os.environ.get("EDGESLM_SCHEMAS_DIR", REPO_ROOT / "scripts" / "gitops_validate" / "schemas" / "crds"))
 CRD_SCHEMAS = {
     ("source.toolkit.fluxcd.io/v1", "GitRepository"): "source.toolkit.fluxcd.io/gitrepository_v1.json",
     ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): "kustomize.toolkit.fluxcd.io/kustomization_v1.json",
@@ -43,9 +44,9 @@ def _validate(doc: dict[str, Any]) -> None:
     if key in CRD_SCHEMAS:
         schema_file = SCHEMAS / CRD_SCHEMAS[key]
         if not schema_file.exists():
-            pytest.fail(f"CRD schema {schema_file} missing: set EDGESLM_SCHEMAS_DIR to shared/schemas/crds")
+            pytest.fail(f"CRD schema {schema_file} missing: run scripts/gen-crd-schemas or set EDGESLM_SCHEMAS_DIR")
         schema = json.loads(schema_file.read_text())
-        jsonschema.validate(doc, schema, cls=jsonschema.Draft7Validator)
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     else:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cli import Target, Validators, validate
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.model import SiteResult
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.render import Renderer
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.sops import as_applied
 
 ENC_USER = (
     "ENC[AES256_GCM,data:JMmFVs7xhaM9qyb1UA==,iv:dTwas+QkdMpo17uotrR2mACWbKBhs2CmMWlmgiE5FEc=,"
@@ -279,3 +280,46 @@ def test_a_large_encrypted_secret_is_refused(manifests: Path, run_manifests: Run
     path.write_text(text, encoding="utf-8")
     found = _schema_problems(run_manifests(manifests))
     assert any("a Secret holds at most 1048576" in line for line in found), found
+
+
+def _secret(**fields: object) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        (_secret(data={"a": "not base64!"}), "is not base64"),
+        (_secret(type="kubernetes.io/basic-auth", stringData={"user": "x"}), "needs the key username or password"),
+        (_secret(type="kubernetes.io/service-account-token"), "needs this annotation"),
+        (_secret(type="kubernetes.io/dockerconfigjson", data={}), "needs the key .dockerconfigjson"),
+        (_secret(stringData={"..x": "y"}), "must not start with '..'"),
+        (_secret(stringData={"k": "ENC[AES256_GCM,data:!!,iv:AA==,tag:AA==,type:str]"}, sops={}), "malformed"),
+        (_secret(stringData={"k": "v"}, sops="x"), "Flux cannot decrypt"),
+    ],
+)
+def test_secret_rules(doc: dict[str, object], needle: str) -> None:
+    problems = as_applied(doc)[1]
+    assert any(needle in message for _, message in problems), problems
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        _secret(data={"a": "aGVs\nbG8="}),  # base64 split over lines, as Go's decoder accepts it
+        _secret(type="kubernetes.io/basic-auth", stringData={"password": ""}),
+        _secret(type="kubernetes.io/tls", data={"tls.crt": "", "tls.key": ""}),
+        _secret(stringData={"k": ENC_USER}, sops={"mac": "x"}),
+    ],
+)
+def test_secret_rules_accept(doc: dict[str, object]) -> None:
+    applied, problems = as_applied(doc)
+    assert problems == []
+    assert "sops" not in applied
+
+
+def test_decrypted_shape_keeps_keys_and_types() -> None:
+    doc = _secret(type="Opaque", stringData={"a": ENC_USER}, data={"b": ENC_USER.replace("type:str", "type:int")})
+    applied, problems = as_applied({**doc, "sops": {"mac": "x"}})
+    assert problems == []
+    assert applied == {**doc, "stringData": {"a": ""}, "data": {"b": 0}}

@@ -27,20 +27,24 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # debootstrap for the node images, qemu-user-static for arm64 nodes. Bookworm's podman uses
 # the CNI backend, where container names resolve on a podman network only through the
 # dnsname plugin: without it a k3s agent cannot reach its server by name.
+# docker-registry (the CNCF Distribution registry) and apache2-utils (htpasswd, bcrypt) are the OCI
+# tests' real registry: the tests run the binary themselves on loopback; its systemd unit never runs.
 APT_PACKAGES := podman runc golang-github-containernetworking-plugin-dnsname debootstrap \
-	qemu-user-static binfmt-support dpkg-dev git make
+	qemu-user-static binfmt-support dpkg-dev git make docker-registry apache2-utils
 APT_STAMP := $(BUILD)/apt.stamp
 VENV_STAMP := $(VENV)/.installed
+VENV_RELEASE := $(REPO)/.venv-release
+RELEASE_STAMP := $(VENV_RELEASE)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 LINK := $(BUILD)/collections/ansible_collections/edgeslm/pi5
 GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
-.PHONY: help setup apt venv images lab lab-down test test-static molecule validate-gitops sanity clean
+.PHONY: help setup apt venv images lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
 
 help:
 	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) images
+setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) oci-tools images
 
 $(APT_STAMP): Makefile
 	@mkdir -p $(BUILD)
@@ -62,6 +66,40 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	@test -x $(VENV_CHECKOV)/bin/python || $(PYTHON) -m venv $(VENV_CHECKOV)
 	$(VENV_CHECKOV)/bin/pip install -q -r requirements/checkov.txt
 	@touch $@
+
+# The release side (model signing): model-signing pinned with its dependencies, apart from .venv.
+$(RELEASE_STAMP): requirements/release.txt
+	@test -x $(VENV_RELEASE)/bin/python || $(PYTHON) -m venv $(VENV_RELEASE)
+	$(VENV_RELEASE)/bin/pip install -q -r requirements/release.txt
+	@touch $@
+
+# The oras client from Debian trixie's package (a Go binary), pinned by the .deb's sha256 and
+# unpacked into .build/tools; nothing from trixie is installed system-wide. apt-get downloads it
+# through a private apt state that lists trixie on the machine's own Debian mirror.
+ORAS := $(BUILD)/tools/oras
+ORAS_DEB := oras_1.2.0-1+b9_amd64.deb
+ORAS_DEB_SHA256 := 5f138419f0e4bc128ee4717b06190dc5770cf120ab7e3a991e5b3e9158f3189e
+ORAS_APT := $(BUILD)/apt-trixie
+ORAS_STAMP := $(BUILD)/tools/.oras-$(ORAS_DEB_SHA256).stamp
+
+# Keyed by the pin: a change elsewhere in this Makefile downloads nothing again.
+$(ORAS_STAMP): | $(APT_STAMP)
+	@mkdir -p $(ORAS_APT)/lists/partial $(ORAS_APT)/cache/archives/partial $(ORAS_APT)/parts $(dir $(ORAS))
+	@mirror=$$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1); \
+	test -n "$$mirror" || mirror=$$(awk '$$1 == "deb" && $$3 ~ /^bookworm$$/ {print $$2; exit}' /etc/apt/sources.list); \
+	test -n "$$mirror" || { echo "oras: no Debian mirror found in the apt sources" >&2; exit 1; }; \
+	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$$mirror" > $(ORAS_APT)/sources.list
+	@apt_opts="-o Dir::State::Lists=$(ORAS_APT)/lists -o Dir::Cache=$(ORAS_APT)/cache \
+	  -o Dir::Etc::SourceList=$(ORAS_APT)/sources.list -o Dir::Etc::SourceParts=$(ORAS_APT)/parts \
+	  -o APT::Architecture=amd64 -o Acquire::Languages=none -qq"; \
+	apt-get $$apt_opts update && cd $(ORAS_APT) && apt-get $$apt_opts download oras=1.2.0-1+b9
+	@echo "$(ORAS_DEB_SHA256)  $(ORAS_APT)/$(ORAS_DEB)" | sha256sum -c --quiet
+	@rm -rf $(ORAS_APT)/root && dpkg-deb -x $(ORAS_APT)/$(ORAS_DEB) $(ORAS_APT)/root
+	@install -m 0755 $(ORAS_APT)/root/usr/bin/oras $(ORAS)
+	@$(ORAS) version | sed -n 1p
+	@touch $@
+
+oci-tools: $(APT_STAMP) $(ORAS_STAMP) $(RELEASE_STAMP)
 
 # The checkout, presented as ansible_collections/edgeslm/pi5 for ansible, molecule and pytest.
 $(LINK):
@@ -87,7 +125,7 @@ lab-down: $(VENV_STAMP)
 test: setup
 	$(VENV)/bin/python scripts/run-checks
 
-test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP)
+test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) oci-tools
 	$(VENV)/bin/python scripts/run-checks --static
 
 molecule: setup

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _fetch
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
     AGENT_KEYS,
     REPEATABLE_KEYS,
@@ -507,35 +508,23 @@ def hardware_labels(
 
 
 # --- release checksums ---------------------------------------------------------------------
+# The sha256sum-format parser is `_fetch`'s (one implementation for every artifact); these keep
+# the k3s wording and the K3sError type the k3s roles and their tests rely on.
 
-_CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *]?(\S+)")
+K3S_CHECKSUM_FIX = "put the release's sha256sum-<arch>.txt next to the binary in edgeslm_k3s_airgap_dir"
 
 
 def parse_checksum_list(text: str) -> dict[str, str]:
     """Parse a `sha256sum` list (the release's sha256sum-<arch>.txt) into {file name: hex digest}."""
-    result: dict[str, str] = {}
-    for number, line in enumerate(str(text).splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _CHECKSUM_LINE.fullmatch(stripped)
-        if match is None:
-            raise ChecksumError(f"checksum list line {number} is not '<sha256>  <file>': {stripped[:80]!r}")
-        name = match.group(2).removeprefix("./")
-        digest = match.group(1).lower()
-        if result.get(name, digest) != digest:
-            raise ChecksumError(f"checksum list names {name!r} twice with different digests")
-        result[name] = digest
-    return result
+    try:
+        return _fetch.parse_checksum_list(text)
+    except _fetch.ChecksumListError as exc:
+        raise ChecksumError(str(exc)) from exc
 
 
 def checksum_for(text: str, filename: str) -> str:
     """The digest the checksum list gives for `filename`; refuse when it is not listed."""
-    listing = parse_checksum_list(text)
-    if filename not in listing:
-        known = ", ".join(sorted(listing)) or "nothing"
-        raise ChecksumError(
-            f"the checksum list does not name {filename!r} (it lists {known}); put the release's "
-            "sha256sum-<arch>.txt next to the binary in edgeslm_k3s_airgap_dir"
-        )
-    return listing[filename]
+    try:
+        return _fetch.checksum_for(text, filename, fix=K3S_CHECKSUM_FIX)
+    except _fetch.ChecksumListError as exc:
+        raise ChecksumError(str(exc)) from exc

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from . import K3S_KUBERNETES_MINOR
 from .argocd import check_argocd
 from .catalog import CATALOG_KIND, check_catalog
-from .checkov_scan import CheckovMissing, find_checkov, run_checkov
+from .changes import ChangeError, changed_sites
+from .checkov_scan import CheckovMissing, default_cache_dir, find_checkov, run_checkov
 from .core import REPO_ROOT
 from .crd_schema import DEFAULT_SCHEMAS as CRD_SCHEMAS
 from .crd_schema import CrdValidator, SchemaDirError
@@ -24,6 +26,7 @@ from .flux import SourceIndex, build_directory, build_site, load_source_ignore
 from .invariants import check_invariants
 from .k8s_schema import BuiltinValidator
 from .model import Obj, SiteResult
+from .output import write_rendered
 from .render import BuildError, Renderer, is_kustomization_dir, iter_manifest_files, load_yaml_documents
 from .sops import as_applied
 
@@ -69,6 +72,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="GitOps root holding sites/ and platform/ (default: %(default)s)",
     )
     parser.add_argument("--site", action="append", default=[], help="validate only this site (repeatable)")
+    parser.add_argument(
+        "--changed-since",
+        metavar="GIT_REF",
+        help="validate only the sites whose folders changed since GIT_REF (all of them when a shared file changed)",
+    )
+    parser.add_argument(
+        "--output", type=Path, metavar="DIR", help="write each site's rendered objects to DIR/<site>.yaml"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
+        help="where checkov results are kept by rendered content (default: %(default)s)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the checkov cache")
     parser.add_argument(
         "--schemas",
         type=Path,
@@ -206,16 +224,34 @@ def _catalog_docs(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+# Schema results by object content: most objects of a fleet's sites are the same platform
+# objects, and an object's schema problems depend on nothing else.
+_SCHEMA_RESULTS: dict[str, list[tuple[str, str]] | None] = {}
+
+
+def _object_errors(doc: dict[str, Any], validators: Validators) -> list[tuple[str, str]] | None:
+    """Schema problems of one object; None when no schema knows its kind."""
+    key = json.dumps(doc, sort_keys=True, default=str)
+    if key in _SCHEMA_RESULTS:
+        return _SCHEMA_RESULTS[key]
+    # What the API server receives: an encrypted Secret as Flux decrypts it (sops.py).
+    applied, errors = as_applied(doc)
+    kind = (str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
+    found: list[tuple[str, str]] | None
+    if validators.crds.has_schema(*kind):
+        found = errors + validators.crds.errors(applied)
+    elif validators.builtin.has_schema(*kind):
+        found = errors + validators.builtin.errors(applied)
+    else:
+        found = None
+    _SCHEMA_RESULTS[key] = found
+    return found
+
+
 def _check_schemas(result: SiteResult, validators: Validators) -> None:
     for obj in result.objects:
-        # What the API server receives: an encrypted Secret as Flux decrypts it (sops.py).
-        doc, errors = as_applied(obj.doc)
-        key = (obj.api_version, obj.kind)
-        if validators.crds.has_schema(*key):
-            errors += validators.crds.errors(doc)
-        elif validators.builtin.has_schema(*key):
-            errors += validators.builtin.errors(doc)
-        else:
+        errors = _object_errors(obj.doc, validators)
+        if errors is None:
             result.add(
                 "schema",
                 obj,
@@ -228,19 +264,58 @@ def _check_schemas(result: SiteResult, validators: Validators) -> None:
             result.add("schema", obj, where, message)
 
 
-def validate(targets: list[Target], validators: Validators, renderer: Renderer, jobs: int) -> list[SiteResult]:
-    indexes = {root: SourceIndex(root) for root in {t.root.resolve() for t in targets if t.root is not None}}
+@dataclass
+class _Worker:
+    """What one process needs to validate sites: built once per process, reused for every site."""
 
-    def one(target: Target) -> SiteResult:
-        result = _render_site(target, renderer, indexes) if target.root is not None else _render_paths(target, renderer)
-        _check_schemas(result, validators)
-        check_invariants(result, validators.external_secrets)
+    validators: Validators
+    renderer: Renderer
+    indexes: dict[Path, SourceIndex]
+
+    def index(self, root: Path) -> SourceIndex:
+        key = root.resolve()
+        if key not in self.indexes:
+            self.indexes[key] = SourceIndex(key)
+        return self.indexes[key]
+
+    def one(self, target: Target) -> SiteResult:
+        if target.root is not None:
+            result = _render_site(target, self.renderer, {target.root.resolve(): self.index(target.root)})
+        else:
+            result = _render_paths(target, self.renderer)
+        _check_schemas(result, self.validators)
+        check_invariants(result, self.validators.external_secrets)
         if target.root is not None:
             check_argocd(result, target.root)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, targets))
+
+_WORKER: _Worker | None = None
+
+
+def _start_worker(kubernetes_version: str, schemas: Path, external: frozenset[str]) -> None:
+    global _WORKER
+    validators = Validators(BuiltinValidator(kubernetes_version), CrdValidator(schemas), external)
+    _WORKER = _Worker(validators, Renderer(), {})
+
+
+def _validate_in_worker(targets: list[Target]) -> list[SiteResult]:
+    assert _WORKER is not None
+    return [_WORKER.one(target) for target in targets]
+
+
+def validate(targets: list[Target], validators: Validators, renderer: Renderer, jobs: int) -> list[SiteResult]:
+    """Validate every target; sites run in `jobs` processes (Python checks hold the GIL)."""
+    worker = _Worker(validators, renderer, {})
+    if jobs <= 1 or len(targets) < 2 * jobs:
+        return [worker.one(target) for target in targets]
+    # Small chunks in order: results come back in the targets' order, and a slow site does
+    # not hold up a whole share of the fleet.
+    chunk = max(1, min(16, len(targets) // (jobs * 4)))
+    chunks = [targets[i : i + chunk] for i in range(0, len(targets), chunk)]
+    settings = (validators.builtin.minor, validators.crds.directory, validators.external_secrets)
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker, initargs=settings) as pool:
+        return [result for part in pool.map(_validate_in_worker, chunks) for result in part]
 
 
 def report(results: list[SiteResult], quiet: bool, elapsed: float) -> int:
@@ -272,13 +347,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SchemaDirError, CheckovMissing, BuildError, ValueError) as exc:
         print(f"validate-gitops: {exc}", file=sys.stderr)
         return 2
+    if args.changed_since:
+        try:
+            changed = changed_sites(args.root, args.changed_since)
+        except ChangeError as exc:
+            print(f"validate-gitops: --changed-since: {exc}", file=sys.stderr)
+            return 2
+        if changed is not None:
+            if not changed:
+                print(f"validate-gitops: no site changed since {args.changed_since}")
+                return 0
+            args.site = sorted(set(args.site) | set(changed)) if args.site else changed
     targets = _targets(args)
     if not targets:
         print(f"validate-gitops: nothing to validate (no sites/<site>/site.yaml under {args.root})", file=sys.stderr)
         return 2
     results = validate(targets, validators, renderer, args.jobs)
     if checkov is not None:
-        run_checkov(results, checkov, args.jobs)
+        run_checkov(results, checkov, args.jobs, None if args.no_cache else args.cache_dir)
+    if args.output is not None:
+        write_rendered(results, args.output)
     if validators.crds.unsupported_rules and not args.quiet:
         for rule in validators.crds.unsupported_rules:
             print(f"note: CEL rule not checkable offline: {rule}")

@@ -155,6 +155,17 @@ def _variables(ks: Obj, result: SiteResult) -> dict[str, str] | None:
     return variables
 
 
+def _has_dollar(value: Any) -> bool:
+    """Whether any key or string in the object holds `${` (what Flux's substitution looks at)."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_has_dollar(k) or _has_dollar(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_dollar(v) for v in value)
+    return False
+
+
 def _apply_postbuild(docs: list[dict[str, Any]], ks: Obj, result: SiteResult) -> list[dict[str, Any]]:
     variables = _variables(ks, result)
     out: list[dict[str, Any]] = []
@@ -162,6 +173,10 @@ def _apply_postbuild(docs: list[dict[str, Any]], ks: Obj, result: SiteResult) ->
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         markers = {**((meta or {}).get("annotations") or {}), **((meta or {}).get("labels") or {})}
         if markers.get(SUBSTITUTE_DISABLED) == "disabled":
+            out.append(doc)
+            continue
+        if not _has_dollar(doc):
+            # Nothing Flux would substitute: keep the object as built (dumping it is the costly part).
             out.append(doc)
             continue
         text = yaml.dump(doc, Dumper=_DUMPER, sort_keys=False)

@@ -33,6 +33,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ClusterTriggerAuthentication",
         "ClusterAnalysisTemplate",
         "ClusterCloudEventSource",
+        # The site catalog is local configuration, never applied: it has no namespace.
+        "SiteCatalog",
     }
 )
 

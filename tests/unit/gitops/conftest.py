@@ -29,7 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def validators() -> Validators:
     if not (DEFAULT_SCHEMAS / "index.json").is_file():
-        pytest.fail(f"CRD schemas missing at {DEFAULT_SCHEMAS}: ../shared must sit beside the repository")
+        pytest.fail(f"CRD schemas missing at {DEFAULT_SCHEMAS}: run scripts/gen-crd-schemas")
     return Validators(BuiltinValidator(K3S_KUBERNETES_MINOR), CrdValidator(DEFAULT_SCHEMAS), frozenset())
 
 

@@ -85,3 +85,54 @@ def test_checkov_catches_missing_probe(repo: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "[checkov]" in out
     assert "CKV_K8S_8 Liveness Probe Should be Configured" in out
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def git_repo(repo: Path) -> Path:
+    """The template copy as a one-commit git repository (what a fleet repository's CI checks out)."""
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fleet")
+    return repo
+
+
+def _validated_sites(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line.split(":")[0].removeprefix("site ") for line in capsys.readouterr().out.splitlines()[:-1]]
+
+
+def test_changed_since_validates_the_changed_site_only(git_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = git_repo / "sites" / "store-berlin" / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("CPU-only", "CPU only"), encoding="utf-8")
+    assert main(["--no-checkov", "-q", "--root", str(git_repo), "--changed-since", "HEAD"]) == 0
+    assert _validated_sites(capsys) == ["store-berlin"]
+
+
+def test_changed_since_validates_every_site_after_a_shared_change(
+    git_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pdb = git_repo / "platform" / "apps" / "llamacpp" / "pdb.yaml"
+    pdb.write_text(pdb.read_text(encoding="utf-8") + "# reviewed\n", encoding="utf-8")
+    assert main(["--no-checkov", "-q", "--root", str(git_repo), "--changed-since", "HEAD"]) == 0
+    assert _validated_sites(capsys) == ["factory-line1", "lab", "store-berlin"]
+
+
+def test_changed_since_without_changes_and_with_a_bad_ref(git_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-checkov", "--root", str(git_repo), "--changed-since", "HEAD"]) == 0
+    assert "no site changed since HEAD" in capsys.readouterr().out
+    assert main(["--no-checkov", "--root", str(git_repo), "--changed-since", "no-such-ref"]) == 2
+    assert "--changed-since" in capsys.readouterr().err
+
+
+def test_rendered_output_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        assert main(["--no-checkov", "-q", "--output", str(out)]) == 0
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["factory-line1.yaml", "lab.yaml", "store-berlin.yaml"]
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert "kind: Rollout" in (first / "lab.yaml").read_text(encoding="utf-8")

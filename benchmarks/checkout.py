@@ -6,19 +6,11 @@
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 
 def use_checkout() -> None:
-    """Register this checkout as the `ansible_collections.edgeslm.pi5` package (idempotent)."""
-    root = Path(__file__).resolve().parent.parent
-    for name, path in (
-        ("ansible_collections", None),
-        ("ansible_collections.edgeslm", None),
-        ("ansible_collections.edgeslm.pi5", root),
-    ):
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(path)] if path else []
-            sys.modules[name] = module
+    """Put the checkout's collections/ (whose ansible_collections/edgeslm/pi5 links back here) on sys.path."""
+    search = str(Path(__file__).resolve().parent.parent / "collections")
+    if search not in sys.path:
+        sys.path.insert(0, search)

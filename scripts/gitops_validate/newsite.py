@@ -170,8 +170,14 @@ def _model_name(path: Path) -> str:
 def _size_resources(entry: CommentedMap) -> None:
     """requests.memory >= the core's estimate (rounded up), limits with headroom; CPU defaults."""
     catalog_core = load_module("_catalog")
-    model = catalog_core.model_from_mapping(YAML(typ="safe").load(dump(entry)))
-    needed = int(catalog_core.model_fit(model).needed)
+    # The estimate does not read the resources: provisional ones make the entry complete.
+    provisional = CommentedMap(requests=CommentedMap(cpu="1", memory="1Gi"), limits=CommentedMap(cpu="1", memory="1Gi"))
+    entry["resources"] = provisional
+    try:
+        model = catalog_core.model_from_mapping(YAML(typ="safe").load(dump(entry)), f"--model {entry['file']}")
+        needed = int(catalog_core.model_fit(model).needed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     request = -(-needed // MEMORY_STEP) * MEMORY_STEP
     limit = -(-int(request * LIMIT_HEADROOM) // MEMORY_STEP) * MEMORY_STEP
     entry["resources"] = CommentedMap(

@@ -58,8 +58,14 @@ def write_model(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def worker(reference: str, dest: str, sha: str) -> None:
-    """The process timed as `ours`."""
+def _no_fsync(fd: int | object) -> None:
+    """Stand-in for os.fsync in the diagnostic worker."""
+
+
+def worker(reference: str, dest: str, sha: str, no_fsync: bool = False) -> None:
+    """The process timed as `ours` (and, as a diagnostic, ours with fsync skipped)."""
+    if no_fsync:
+        os.fsync = _no_fsync  # diagnostic only: how much of the gap is durability
     result = _fetch.fetch(_fetch.FetchRequest(dest=dest, source=f"oci://{reference}", sha256=sha))
     if result.sha256 != sha:
         raise SystemExit("worker: wrong digest")
@@ -84,9 +90,11 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--worker", nargs=3, metavar=("REF", "DEST", "SHA"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-fsync", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(*args.worker)
+        reference, dest, sha = args.worker
+        worker(reference, dest, sha, no_fsync=args.no_fsync)
         return 0
     base = Path(os.environ.get("BENCH_DIR", tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix="edgeslm-oci-bench-", dir=base) as tmp:
@@ -100,6 +108,9 @@ def main() -> int:
             reference = f"{registry.host}/bench/model:v1"
             oras("push", "--plain-http", reference, f"{model.name}:{MEDIA_TYPE}", cwd=src)
             ours_walls: list[float] = []
+            nosync_walls: list[float] = []
+            ours_cpu: list[float] = []
+            oras_cpu: list[float] = []
             oras_walls: list[float] = []
             ratios: list[float] = []
             rss: list[int] = []
@@ -109,9 +120,18 @@ def main() -> int:
                 out_oras.mkdir()
                 ours = measure([sys.executable, __file__, "--worker", reference, str(out_ours / model.name), sha])
                 theirs = measure([str(ORAS), "pull", "--plain-http", reference, "-o", str(out_oras)])
+                out_nosync = work / f"nosync-{number}"
+                out_nosync.mkdir()
+                nosync = measure(
+                    [sys.executable, __file__, "--no-fsync", "--worker", reference, str(out_nosync / model.name), sha]
+                )
+                nosync_walls.append(nosync.wall)
+                shutil.rmtree(out_nosync)
                 if hashlib.sha256((out_oras / model.name).read_bytes()).hexdigest() != sha:
                     raise SystemExit("oras pulled different bytes")
                 ours_walls.append(ours.wall)
+                ours_cpu.append(ours.cpu)
+                oras_cpu.append(theirs.cpu)
                 oras_walls.append(theirs.wall)
                 ratios.append(theirs.wall / ours.wall)
                 rss.append(ours.max_rss)
@@ -121,10 +141,12 @@ def main() -> int:
             print("| client | median wall s | MB/s | spread |")
             print("|---|---|---|---|")
             for name, walls in (
-                ("ours (process: start + import + pull + verify)", ours_walls),
+                ("ours (process: start + import + pull + verify + fsync)", ours_walls),
+                ("ours with fsync skipped (diagnostic)", nosync_walls),
                 ("oras pull 1.2.0", oras_walls),
             ):
                 print(f"| {name} | {median(walls):.3f} | {size / median(walls) / 1e6:.0f} | {spread(walls)} |")
+            print(f"CPU s (user+sys) per pull, median: ours {median(ours_cpu):.3f}, oras {median(oras_cpu):.3f}")
             print(f"peak RSS of our pull: {max(rss) / MIB:.1f} MiB")
             # the resume check
             clean = CutProxy(registry.port)
@@ -158,6 +180,8 @@ def main() -> int:
                 f"re-downloaded bytes after a cut at 50 %: {redownloaded} (goal <= one chunk, "
                 f"{_http.CHUNK_SIZE}): {'met' if redownloaded <= _http.CHUNK_SIZE else 'NOT met'}"
             )
+        diagnostic = [o / n for o, n in zip(oras_walls, nosync_walls, strict=True)]
+        print(f"diagnostic: ours without fsync / oras throughput ratio: {median(diagnostic):.2f}")
         print(f"ours/oras throughput ratio: {median(ratios):.2f}")
     return 0
 

@@ -54,6 +54,7 @@ class Registry:
     root: Path
     port: int = 0
     users: dict[str, str] = field(default_factory=dict)
+    extra_config: str = ""  # more top-level YAML (e.g. `auth: token: ...`)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,7 +87,7 @@ class Registry:
             "log:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
             "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-            f"http:\n  addr: {self.host}\n  secret: {secrets.token_hex(16)}\n" + auth
+            f"http:\n  addr: {self.host}\n  secret: {secrets.token_hex(16)}\n" + auth + self.extra_config
         )
         log = (self.root / "registry.log").open("ab")
         self.process = subprocess.Popen(  # stopped by PID in stop()

@@ -79,6 +79,8 @@ MAX_MANIFEST_BYTES = 4 << 20  # the limit oras and containerd apply to manifests
 K3S_REGISTRIES_FILE = "/etc/rancher/k3s/registries.yaml"
 
 # How k3s turns registries.yaml into containerd's registry hosts, as this client reproduces it.
+# Docs: k3s-io/docs (unversioned; each feature's version gate predates v1.33). Source: k3s-io/k3s
+# read at its current branch, not the v1.33.7+k3s1 tag: re-check when the k3s pin moves.
 REGISTRIES_FACTS: tuple[dict[str, str], ...] = (
     {
         "fact": "endpoints of mirrors.<registry> are tried in order, then the default endpoint "

@@ -114,7 +114,7 @@ $(GETPIP): scripts/ansible-test-get-pip.py $(VENV_STAMP)
 	@cp scripts/ansible-test-get-pip.py $@
 
 images: $(APT_STAMP)
-	$(PYTHON) scripts/node-image --arch amd64 --arch arm64
+	$(PYTHON) scripts/node-image --release bookworm --release trixie --arch amd64 --arch arm64
 
 lab: setup
 	$(VENV)/bin/python scripts/lab up

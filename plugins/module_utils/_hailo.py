@@ -10,6 +10,12 @@ the 4.x stack (`hailo-all`: hailort, hailo-dkms, hailofw, ...; kernel module `ha
 Hailo-10H is 1e60:45c4 with the 5.x stack (`hailo-h10-all`: h10-hailort,
 h10-hailort-pcie-driver; module `hailo1x_pci`). The two stacks cannot be installed together,
 and HailoRT refuses to run when the library and the kernel driver versions differ.
+
+Where each stack is published (Debian codenames of Raspberry Pi OS): `hailo-all` for Bookworm and
+Trixie (raspberrypi/documentation computers/ai/getting-started.adoc pins 4.17-4.19 on Bookworm and
+names Trixie as the current OS); `hailo-h10-all` for Trixie only (the AI HAT+ 2 documentation,
+accessories/ai-hat-plus/about.adoc at 29feea0 and computers/ai/getting-started.adoc at 09e37ae,
+requires Raspberry Pi OS Trixie; Raspberry Pi's Bookworm repository carries no hailo-h10-all).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ __all__ = [
     "MODELS",
     "STACKS",
     "HailoError",
+    "HailoOsError",
     "HailoStack",
     "NpuMismatchError",
     "NpuPlan",
     "VersionMismatchError",
+    "check_release",
     "check_versions_match",
     "detect_family",
     "model_from_architecture",
@@ -55,6 +63,10 @@ class VersionMismatchError(HailoError):
     """HailoRT library and kernel driver versions differ."""
 
 
+class HailoOsError(HailoError):
+    """The stack the NPU needs is not published for the node's Raspberry Pi OS release."""
+
+
 @dataclass(frozen=True)
 class HailoStack:
     """One of the two mutually exclusive Hailo software stacks."""
@@ -65,6 +77,8 @@ class HailoStack:
     driver_package: str
     kernel_module: str
     packages: tuple[str, ...]
+    # Debian codenames of the Raspberry Pi OS releases Raspberry Pi publishes the stack for.
+    releases: tuple[str, ...] = ("bookworm", "trixie")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +88,7 @@ class HailoStack:
             "driver_package": self.driver_package,
             "kernel_module": self.kernel_module,
             "packages": list(self.packages),
+            "releases": list(self.releases),
         }
 
 
@@ -93,6 +108,7 @@ STACKS: dict[str, HailoStack] = {
         driver_package="h10-hailort-pcie-driver",
         kernel_module="hailo1x_pci",
         packages=("hailo-h10-all", "h10-hailort", "h10-hailort-pcie-driver"),
+        releases=("trixie",),
     ),
 }
 
@@ -227,11 +243,35 @@ class NpuPlan:
         }
 
 
-def plan_stack(model: str, installed: Mapping[str, str], pins: Mapping[str, str]) -> NpuPlan:
+_OS_NAMES = {"bookworm": "Raspberry Pi OS Bookworm (Debian 12)", "trixie": "Raspberry Pi OS Trixie (Debian 13)"}
+
+
+def check_release(model: str, codename: str | None) -> None:
+    """Refuse a model whose stack Raspberry Pi does not publish for the node's OS release.
+
+    codename: VERSION_CODENAME of /etc/os-release; None (unknown) is not refused.
+    """
+    if model not in MODELS or not codename:
+        return
+    stack = STACKS[MODELS[model]]
+    if codename in stack.releases:
+        return
+    wanted = " or ".join(_OS_NAMES.get(r, r) for r in stack.releases)
+    raise HailoOsError(
+        f"npu_hailo_model resolves to {model}, whose stack {stack.meta_package} is published for {wanted} only; "
+        f"this node runs {_OS_NAMES.get(codename, codename)}. Install Raspberry Pi OS Trixie (64-bit) on the node, "
+        "or set npu_hailo_model: none (edgeslm_npu) to leave the NPU without software"
+    )
+
+
+def plan_stack(
+    model: str, installed: Mapping[str, str], pins: Mapping[str, str], codename: str | None = None
+) -> NpuPlan:
     """Packages for `model`: install the stack (pinned where `pins` says), remove the other stack.
 
     installed: package -> version currently installed (any package; others are ignored).
     pins: package -> exact Debian version; library and driver pins must agree.
+    codename: the node's OS release (os-release VERSION_CODENAME); a stack not published for it is refused.
     """
     if model == "none":
         return NpuPlan("none", "none", (), (), ())
@@ -248,6 +288,7 @@ def plan_stack(model: str, installed: Mapping[str, str], pins: Mapping[str, str]
         )
     if stack.library_package in pins or stack.driver_package in pins:
         check_versions_match(pins, family)
+    check_release(model, codename)
     names = [stack.meta_package, *sorted(name for name in pins if name != stack.meta_package)]
     install = tuple(f"{name}={pins[name]}" if name in pins else name for name in names)
     remove = tuple(name for name in other.packages if name in installed)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils import _disks, _eeprom, _hailo
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _disks, _eeprom, _hailo, _pi_metrics
 
 __all__ = [
     "THROTTLE_FLAGS",
@@ -44,9 +44,11 @@ __all__ = [
     "parse_cpuinfo_revision",
     "parse_device_tree_model",
     "parse_meminfo_total",
+    "parse_os_release",
     "parse_revision_code",
     "parse_smaps_page_size",
     "parse_throttled",
+    "pcie_lane",
     "public",
 ]
 
@@ -54,16 +56,13 @@ __all__ = [
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 Which = Callable[[str], "str | None"]
 
-THROTTLE_FLAGS: dict[int, str] = {
-    0: "under_voltage",
-    1: "arm_frequency_capped",
-    2: "throttled",
-    3: "soft_temperature_limit",
-    16: "under_voltage_occurred",
-    17: "arm_frequency_capped_occurred",
-    18: "throttled_occurred",
-    19: "soft_temperature_limit_occurred",
-}
+# One table, kept with the metrics producer that runs on the node (module_utils/_pi_metrics.py).
+THROTTLE_FLAGS: dict[int, str] = _pi_metrics.THROTTLE_FLAGS
+# PCI class codes (PCI-SIG PCI Code and ID Assignment Specification): 01 08 02 is a mass storage
+# non-volatile memory controller with the NVM Express interface; 06 04 is a PCI-to-PCI bridge
+# (the root port of each PCIe domain, and the ports of a PCIe switch board).
+PCI_CLASS_NVME = "010802"
+PCI_CLASS_BRIDGE = "0604"
 _MEMORY_MB = {0: 256, 1: 512, 2: 1024, 3: 2048, 4: 4096, 5: 8192, 6: 16384}
 _PROCESSORS = {0: "BCM2835", 1: "BCM2836", 2: "BCM2837", 3: "BCM2711", 4: "BCM2712"}
 _BOARD_TYPES = {0x11: "4B", 0x13: "400", 0x14: "CM4", 0x17: "5", 0x18: "CM5", 0x19: "500"}
@@ -174,13 +173,26 @@ def parse_cmdline_root(text: str) -> str | None:
 
 def parse_throttled(text: str) -> dict[str, Any]:
     """`throttled=0x50005` -> raw value and the names of the set flags."""
-    value = text.strip().partition("=")[2]
     try:
-        raw = int(value or text.strip(), 16)
-    except ValueError as exc:
-        raise HardwareError(f"vcgencmd get_throttled printed {text.strip()!r}, expected throttled=0x...") from exc
+        raw = _pi_metrics.parse_throttled_output(text)
+    except _pi_metrics.MetricsError as exc:
+        raise HardwareError(str(exc)) from exc
     flags = [name for bit, name in sorted(THROTTLE_FLAGS.items()) if raw & (1 << bit)]
     return {"raw": f"0x{raw:x}", "flags": flags, "now": [f for f in flags if not f.endswith("_occurred")]}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines of os-release(5), quotes removed."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if not sep or key.startswith("#"):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        result[key.strip()] = value
+    return result
 
 
 # --- collector ----------------------------------------------------------------
@@ -320,10 +332,10 @@ def _block_disks(tree: _Tree, prefix: str) -> list[_disks.Disk]:
 
 def _pcie(tree: _Tree, container: bool) -> dict[str, Any]:
     if container:
-        return _absent("container: the PCIe bus belongs to the host", devices=[])
+        return _absent("container: the PCIe bus belongs to the host", devices=[], lane=pcie_lane([]))
     base = tree.path("sys/bus/pci/devices")
     if not base.is_dir():
-        return _absent("no sys/bus/pci/devices below the hardware root", devices=[])
+        return _absent("no sys/bus/pci/devices below the hardware root", devices=[], lane=pcie_lane([]))
     devices = []
     for entry in sorted(base.iterdir()):
         vendor = tree.text(f"sys/bus/pci/devices/{entry.name}/vendor")
@@ -331,10 +343,30 @@ def _pcie(tree: _Tree, container: bool) -> dict[str, Any]:
         if not vendor or not device:
             continue
         pci_id = f"{vendor.strip().lower().removeprefix('0x')}:{device.strip().lower().removeprefix('0x')}"
+        class_text = tree.text(f"sys/bus/pci/devices/{entry.name}/class")
+        pci_class = class_text.strip().lower().removeprefix("0x") if class_text else None
         driver_link = entry / "driver"
         driver = driver_link.readlink().name if driver_link.is_symlink() else None
-        devices.append({"slot": entry.name, "id": pci_id, "driver": driver})
-    return {"source": tree.source, "devices": devices}
+        devices.append({"slot": entry.name, "id": pci_id, "class": pci_class, "driver": driver})
+    return {"source": tree.source, "devices": devices, "lane": pcie_lane(devices)}
+
+
+def _bus_number(slot: str) -> str:
+    """`0001:01:00.0` -> `01` (domain:bus:device.function)."""
+    parts = slot.split(":")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def pcie_lane(devices: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """What occupies the PCIe lane: NVMe controllers, Hailo NPUs, and switch ports (bridges below a root port)."""
+    nvme = [d["slot"] for d in devices if (d.get("class") or "").startswith(PCI_CLASS_NVME)]
+    npu = [d["slot"] for d in devices if str(d.get("id", "")).lower() in _hailo.HAILO_PCI_IDS]
+    switch = [
+        d["slot"]
+        for d in devices
+        if (d.get("class") or "").startswith(PCI_CLASS_BRIDGE) and _bus_number(str(d["slot"])) not in ("", "00")
+    ]
+    return {"nvme": nvme, "npu": npu, "switch": switch}
 
 
 def _packages(run: Runner | None, which: Which) -> dict[str, str]:
@@ -481,6 +513,22 @@ def _throttled(tree: _Tree, run: Runner | None, which: Which, problems: list[dic
     return {"source": tree.source, **state}
 
 
+def _os_release(path: str) -> dict[str, Any]:
+    """The node's operating system: software, read from the live system whatever the hardware root."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return _absent(f"cannot read {path}: {exc.strerror}", id=None, version_id=None, codename=None)
+    fields = parse_os_release(text)
+    return {
+        "source": "system",
+        "id": fields.get("ID"),
+        "version_id": fields.get("VERSION_ID"),
+        "codename": fields.get("VERSION_CODENAME"),
+        "pretty_name": fields.get("PRETTY_NAME"),
+    }
+
+
 def is_container(root: str = "/") -> bool:
     """True when this process runs in a container (podman/docker marker files)."""
     return any(Path(root, marker.lstrip("/")).exists() for marker in _CONTAINER_MARKERS)
@@ -492,6 +540,7 @@ def collect(
     which: Which = lambda name: None,
     probe_npu: bool = False,
     container: bool | None = None,
+    os_release: str = "/etc/os-release",
 ) -> dict[str, Any]:
     """Collect every fact group below `root`. `run` executes a read-only tool; `which` finds one."""
     tree = _Tree(root)
@@ -511,6 +560,7 @@ def collect(
         "root": str(tree.root),
         "source": tree.source,
         "container": in_container,
+        "os": _os_release(os_release),
         "board": board,
         "memory": _memory(tree, board),
         "page_size": _page_size(tree, problems),

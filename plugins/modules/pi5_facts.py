@@ -41,7 +41,9 @@ options:
   npu_model:
     description:
       - When set, return C(edgeslm_pi5.npu.plan) - the model the node gets software for and the packages to
-        install, remove and hold. C(auto) follows the PCI id. Fails when the declared model contradicts the bus.
+        install, remove and hold. C(auto) follows the PCI id. Fails when the declared model contradicts the bus,
+        and when its stack is not published for the node's OS release (the Hailo-10H stack C(hailo-h10-all) is
+        published for Raspberry Pi OS Trixie only).
     type: str
     choices: [auto, none, hailo8, hailo8l, hailo10h]
   npu_version_pins:
@@ -55,6 +57,29 @@ options:
       - Bootloader settings (C(BOOT_ORDER), C(PCIE_PROBE), ...) to compare with the current configuration.
       - Returns C(edgeslm_pi5.bootloader.plan) with C(in_sync), C(changes) and the full C(config_text) to apply.
     type: dict
+  pcie_lane:
+    description:
+      - What the inventory declares on the Pi 5's single PCIe lane. When set, return C(edgeslm_pi5.pcie.plan)
+        (C(action) C(ok) or C(refuse), C(nvme), C(npu), C(switch), C(evidence), C(reasons)), combining the
+        declaration with the NVMe controllers, Hailo NPUs and switch ports found on the bus.
+    type: dict
+    suboptions:
+      nvme:
+        description: An NVMe drive is declared.
+        type: bool
+        required: true
+      npu:
+        description: An AI HAT+ (Hailo NPU) is declared.
+        type: bool
+        required: true
+      switch:
+        description: A PCIe switch board is declared.
+        type: bool
+        required: true
+      gen:
+        description: The PCIe link generation to configure.
+        type: int
+        default: 2
   migration_target:
     description:
       - A whole disk (for example C(/dev/nvme0n1)) to judge as the target of an SD to NVMe migration.
@@ -76,7 +101,9 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Debian 12 (Raspberry Pi OS Bookworm) on the Raspberry Pi 5; any Linux with a fixture I(root).
+    description: >-
+      Raspberry Pi OS Bookworm (Debian 12, Python 3.11) and Trixie (Debian 13, Python 3.13) on the Raspberry Pi 5;
+      any Linux with a fixture I(root).
   facts:
     support: full
     description: Returns C(ansible_facts.edgeslm_pi5).
@@ -157,8 +184,17 @@ ansible_facts:
         nvme:
           description: C(present) and C(disks) (C(name), C(path), C(size_bytes), C(model), C(partitions)).
           type: dict
+        os:
+          description: >-
+            The node's operating system from C(/etc/os-release) (C(id), C(version_id), C(codename), C(pretty_name));
+            software, so C(source) is C(system) whatever I(root) is.
+          type: dict
+          sample: {"source": "system", "id": "debian", "version_id": "13", "codename": "trixie"}
         pcie:
-          description: C(devices) on the bus (C(slot), C(id) as vendor:device, C(driver)).
+          description: >-
+            C(devices) on the bus (C(slot), C(id) as vendor:device, C(class), C(driver)); C(lane) lists the slots of
+            NVMe controllers (C(nvme)), Hailo NPUs (C(npu)) and PCIe switch ports (C(switch)); with I(pcie_lane),
+            C(plan).
           type: dict
         npu:
           description: >-
@@ -193,7 +229,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils import _disks, _eeprom, _hailo, _hardware  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _disks, _eeprom, _hailo, _hardware, _pcie  # noqa: E402
 
 
 def build_facts(module: AnsibleModule) -> dict[str, Any]:
@@ -212,13 +248,26 @@ def build_facts(module: AnsibleModule) -> dict[str, Any]:
     if params["npu_model"] is not None:
         architecture = (npu.get("identify") or {}).get("architecture")
         model = _hailo.resolve_model(params["npu_model"], npu["family"], architecture)
-        npu["plan"] = _hailo.plan_stack(model, npu["packages"], params["npu_version_pins"] or {}).as_dict()
+        npu["plan"] = _hailo.plan_stack(
+            model, npu["packages"], params["npu_version_pins"] or {}, codename=facts["os"].get("codename")
+        ).as_dict()
     if params["bootloader_desired"] is not None:
         loader = facts["bootloader"]
         if loader["source"] == "absent":
             loader["plan"] = None
         else:
             loader["plan"] = _eeprom.plan_eeprom_config(loader["text"], params["bootloader_desired"]).as_dict()
+    if params["pcie_lane"] is not None:
+        declared = params["pcie_lane"]
+        pcie = facts["pcie"]
+        facts["pcie"]["plan"] = _pcie.plan_lane(
+            nvme_declared=declared["nvme"],
+            npu_declared=declared["npu"],
+            switch_declared=declared["switch"],
+            gen=declared["gen"],
+            detected=pcie["lane"] if pcie["source"] != "absent" else None,
+            nvme_disks=[disk["name"] for disk in facts["nvme"]["disks"]],
+        ).as_dict()
     if params["migration_target"] is not None:
         plan = _disks.plan_migration(
             params["migration_target"],
@@ -240,6 +289,15 @@ def main() -> None:
             "npu_model": {"type": "str", "choices": ["auto", "none", "hailo8", "hailo8l", "hailo10h"]},
             "npu_version_pins": {"type": "dict", "default": {}},
             "bootloader_desired": {"type": "dict"},
+            "pcie_lane": {
+                "type": "dict",
+                "options": {
+                    "nvme": {"type": "bool", "required": True},
+                    "npu": {"type": "bool", "required": True},
+                    "switch": {"type": "bool", "required": True},
+                    "gen": {"type": "int", "default": 2},
+                },
+            },
             "migration_target": {"type": "str"},
             "migration_overwrite": {"type": "bool", "default": False},
         },

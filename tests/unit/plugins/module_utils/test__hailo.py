@@ -170,3 +170,33 @@ def test_parse_identify() -> None:
 def test_parse_identify_refuses_error_text() -> None:
     with pytest.raises(_hailo.HailoError, match="Device Architecture"):
         _hailo.parse_identify("[HailoRT] [error] CHECK failed - Failed to open device file /dev/hailo0\n")
+
+
+@pytest.mark.parametrize(
+    ("model", "codename"),
+    [
+        ("hailo8", "bookworm"),
+        ("hailo8l", "trixie"),
+        ("hailo10h", "trixie"),
+        ("hailo10h", None),  # release unknown (no os-release): not refused
+        ("none", "bookworm"),
+    ],
+)
+def test_plan_stack_on_a_release_that_has_the_stack(model: str, codename: str | None) -> None:
+    plan = _hailo.plan_stack(model, {}, {}, codename=codename)
+    assert plan.model == model
+
+
+def test_hailo10h_on_bookworm_is_refused_naming_the_os_and_the_fix() -> None:
+    with pytest.raises(_hailo.HailoOsError) as caught:
+        _hailo.plan_stack("hailo10h", {"hailo-all": "4.20.0"}, {}, codename="bookworm")
+    message = str(caught.value)
+    assert "hailo-h10-all" in message
+    assert "Raspberry Pi OS Bookworm (Debian 12)" in message
+    assert "Raspberry Pi OS Trixie" in message
+    assert "npu_hailo_model" in message
+
+
+def test_release_data_names_where_each_stack_is_published() -> None:
+    assert _hailo.STACKS["hailo10h"].releases == ("trixie",)
+    assert set(_hailo.STACKS["hailo8"].releases) == {"bookworm", "trixie"}

@@ -267,3 +267,67 @@ def test_public_drops_internal_keys(tmp_path: Path) -> None:
     facts = _hardware.collect(str(pi5_tree(tmp_path)))
     assert "_mounts" in facts
     assert not [k for k in _hardware.public(facts) if k.startswith("_")]
+
+
+# --- the PCIe lane and the OS release ----------------------------------------------------
+
+
+def add_pci(root: Path, slot: str, pci_id: str, pci_class: str) -> None:
+    vendor, device = pci_id.split(":")
+    write(root, f"sys/bus/pci/devices/{slot}/vendor", f"0x{vendor}\n")
+    write(root, f"sys/bus/pci/devices/{slot}/device", f"0x{device}\n")
+    write(root, f"sys/bus/pci/devices/{slot}/class", f"0x{pci_class}\n")
+
+
+def test_pcie_lane_finds_nvme_npu_and_switch_ports(tmp_path: Path) -> None:
+    root = pi5_tree(tmp_path)
+    write(root, "sys/bus/pci/devices/0001:00:00.0/class", "0x060400\n")  # root port: not a switch
+    add_pci(root, "0001:01:00.0", "1b21:1182", "060400")  # switch upstream port
+    add_pci(root, "0001:02:03.0", "1b21:1182", "060400")  # switch downstream port
+    add_pci(root, "0001:03:00.0", "1e60:2864", "120000")  # Hailo-8 (processing accelerator)
+    add_pci(root, "0001:04:00.0", "144d:a809", "010802")  # NVMe controller
+    add_pci(root, "0002:01:00.0", "1de4:0001", "020000")  # RP1: none of the three
+    facts = _hardware.collect(str(root))
+    assert facts["pcie"]["lane"] == {
+        "nvme": ["0001:04:00.0"],
+        "npu": ["0001:03:00.0"],
+        "switch": ["0001:01:00.0", "0001:02:03.0"],
+    }
+    nvme = next(d for d in facts["pcie"]["devices"] if d["slot"] == "0001:04:00.0")
+    assert nvme["class"] == "010802"
+
+
+def test_pcie_lane_is_empty_without_a_bus(tmp_path: Path) -> None:
+    facts = _hardware.collect(str(tmp_path))
+    assert facts["pcie"]["lane"] == {"nvme": [], "npu": [], "switch": []}
+
+
+@pytest.mark.parametrize(
+    ("text", "codename", "version"),
+    [
+        (
+            'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n',
+            "trixie",
+            "13",
+        ),
+        ("ID=debian\nVERSION_ID='12'\nVERSION_CODENAME=bookworm\n# comment\n", "bookworm", "12"),
+    ],
+)
+def test_os_release_is_read_from_the_live_system(tmp_path: Path, text: str, codename: str, version: str) -> None:
+    release = tmp_path / "os-release"
+    release.write_text(text)
+    facts = _hardware.collect(str(pi5_tree(tmp_path / "hw")), os_release=str(release))
+    assert facts["os"]["source"] == "system"
+    assert (facts["os"]["codename"], facts["os"]["version_id"], facts["os"]["id"]) == (codename, version, "debian")
+
+
+def test_os_release_missing_is_absent(tmp_path: Path) -> None:
+    facts = _hardware.collect(str(tmp_path), os_release=str(tmp_path / "none"))
+    assert facts["os"]["source"] == "absent"
+    assert facts["os"]["codename"] is None
+
+
+def test_throttle_table_is_the_metrics_producers() -> None:
+    from ansible_collections.edgeslm.pi5.plugins.module_utils import _pi_metrics
+
+    assert _hardware.THROTTLE_FLAGS is _pi_metrics.THROTTLE_FLAGS

@@ -32,6 +32,47 @@ def fixture_root(tmp_path: Path) -> Path:
     return root
 
 
+def os_release(path: Path, codename: str) -> Path:
+    version = {"bookworm": "12", "trixie": "13"}[codename]
+    path.write_text(f"ID=debian\nVERSION_ID={version}\nVERSION_CODENAME={codename}\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def node_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The node's /etc/os-release: Trixie unless a test rewrites it (the host running the tests is not the node)."""
+    path = os_release(tmp_path / "os-release", "trixie")
+    collect = pi5_facts._hardware.collect
+
+    def collect_on_node(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return collect(*args, os_release=str(path), **kwargs)
+
+    monkeypatch.setattr(pi5_facts._hardware, "collect", collect_on_node)
+    return path
+
+
+def test_hailo10h_on_bookworm_fails_naming_the_os(
+    fixture_root: Path, node_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os_release(node_release, "bookworm")
+    result = run_module({"root": str(fixture_root), "npu_model": "auto"}, capsys)
+    assert result["failed"] is True
+    assert "Raspberry Pi OS Bookworm (Debian 12)" in result["msg"]
+    assert "hailo-h10-all" in result["msg"]
+
+
+def test_pcie_lane_plan_from_the_bus(fixture_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The fixture bus holds a Hailo-10H and the block layer an NVMe disk: both on one lane.
+    result = run_module(
+        {"root": str(fixture_root), "pcie_lane": {"nvme": False, "npu": False, "switch": False}}, capsys
+    )
+    plan = result["ansible_facts"]["edgeslm_pi5"]["pcie"]["plan"]
+    assert plan["action"] == "refuse"
+    assert "ssd_boot_pcie_switch" in plan["reasons"][0]
+    assert plan["evidence"]["npu"] == ["detected: Hailo NPU at 0001:01:00.0"]
+    assert plan["evidence"]["nvme"] == ["detected: disk nvme0n1"]
+
+
 def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     with patch_module_args(args), pytest.raises(SystemExit):
         pi5_facts.main()

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils._capacity import reserve_bytes
 from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (
     DescriptionError,
     EstimateError,
@@ -44,10 +45,12 @@ __all__ = [
 GIB = 1 << 30
 MIB = 1 << 20
 
-# Default RAM kept back on a Pi 5 for everything that is not the model server: kernel and
-# firmware carve-outs (~100 MiB), Raspberry Pi OS Lite (~250 MiB), the k3s server or agent
-# with containerd, flannel and CoreDNS (~600-800 MiB). Override per site with reserve_bytes.
-DEFAULT_RESERVE = 1152 * MIB
+# Default RAM kept back on a Pi 5 for everything that is not a pod: what a k3s server node's
+# kubelet reserves (kernel carve-outs, system-reserved, kube-reserved and the hard eviction
+# threshold, defined once in _capacity and rendered into the kubelet's arguments by the k3s
+# role), so a model that fits the board fits the node's allocatable memory. Override per site
+# with reserve_bytes.
+DEFAULT_RESERVE = reserve_bytes("server")
 # The published Hailo-10H GenAI models are compiled for this context.
 HAILO10H_HEF_CONTEXT = 2048
 

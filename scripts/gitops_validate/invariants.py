@@ -11,7 +11,9 @@ Checks, each reported under its own name:
 - security: pods in `restricted` namespaces meet that profile, SLM servers have a read-only
   root filesystem; checkov skips carry a reason;
 - catalog-sync: SLM workloads carry exactly the catalog's file, sha256, resources and target;
-- autoscaling: one autoscaler per workload, scale-to-zero only where the catalog allows it.
+- autoscaling: one autoscaler per workload, scale-to-zero only where the catalog allows it;
+- schedule: every pod the site runs placed on the catalog's nodes as kube-scheduler would
+  (schedule.py), the model servers within each node's memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from .core import load_module
 from .model import Obj, SiteResult, pod_spec, walk_containers
 from .quantity import QuantityError, parse_quantity
+from .schedule import check_schedule
 
 __all__ = ["BOOTSTRAP_SECRETS", "K3S_PROVIDED", "check_invariants"]
 
@@ -600,3 +603,4 @@ def check_invariants(result: SiteResult, external_secrets: frozenset[str] = froz
         check(site)
     check_autoscalers(site, result.catalog)
     check_catalog_sync(site, result.catalog)
+    check_schedule(result)

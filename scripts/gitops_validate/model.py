@@ -105,6 +105,8 @@ class SiteResult:
     objects: list[Obj] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Lines printed under the site's status line (the scheduling simulation's placement summary).
+    summary: list[str] = field(default_factory=list)
     catalog: dict[str, Any] | None = None
     catalog_file: str = ""
     # The collection core's typed view of the catalog (_catalog.SiteCatalog) once it loaded cleanly.

@@ -1,0 +1,146 @@
+# Copyright (c) edgeslm maintainers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The checks that model the cluster catch a defect seeded into a copy of the template.
+
+Same shape as test_gitops_seeded_defects.py: each case edits one file of a fresh copy and
+expects a problem from a named check whose message contains a needle. A case that edits a
+site.yaml regenerates the site's kustomizations first, as `scripts/new-site --sync` would, so
+the defect reaches the rendered objects instead of only making the generated files stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import newsite
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.model import SiteResult
+
+Edit = Callable[[Path, str, str], None]
+RunSite = Callable[[Path, str], SiteResult]
+
+LLAMACPP = "platform/apps/llamacpp/deployment.yaml"
+STORE_GENERATED = "sites/store-berlin/apps/kustomization.yaml"
+# The last line of store-berlin's generated apps kustomization: a patch added after it wins.
+STORE_GENERATED_END = "        value: Host(`llamaedge.store-berlin.edgeslm.example`) && PathPrefix(`/v1`)\n"
+
+
+@dataclass(frozen=True)
+class Defect:
+    id: str
+    site: str
+    file: str
+    old: str
+    new: str
+    check: str
+    needle: str
+
+
+DEFECTS = [
+    # scheduling: taints, selectors, host ports, devices, capacity
+    Defect(
+        "schedule-page-size-taint",
+        "store-berlin",
+        "sites/store-berlin/site.yaml",
+        "      wasm: true\n",
+        "      wasm: true\n      pageSize: 16k\n",
+        "schedule",
+        "untolerated taint edgeslm.io/page-size=16k:NoSchedule",
+    ),
+    Defect(
+        "schedule-node-selector",
+        "lab",
+        LLAMACPP,
+        "      priorityClassName: edgeslm-inference\n",
+        "      priorityClassName: edgeslm-inference\n      nodeSelector: {edgeslm.io/npu: hailo10h}\n",
+        "schedule",
+        "node selector edgeslm.io/npu=hailo10h",
+    ),
+    Defect(
+        "schedule-host-port",
+        "lab",
+        LLAMACPP,
+        "- {name: http, containerPort: 8080, protocol: TCP}",
+        "- {name: http, containerPort: 8080, hostPort: 443, protocol: TCP}",
+        "schedule",
+        "host port 443/TCP already in use",
+    ),
+    Defect(
+        "schedule-device-plugin-elsewhere",
+        "factory-line1",
+        "platform/components/hailo-device-plugin/daemonset-generic-device-plugin.yaml",
+        "        edgeslm.io/npu: hailo10h",
+        "        edgeslm.io/npu: hailo8",
+        "schedule",
+        "no squat.ai/hailo on the node",
+    ),
+    Defect(
+        "schedule-cpu-at-max-replicas",
+        "lab",
+        "sites/lab/site.yaml",
+        'requests: {cpu: 500m, memory: 256Mi}\n        limits: {cpu: "1", memory: 512Mi}',
+        'requests: {cpu: 3500m, memory: 256Mi}\n        limits: {cpu: 3500m, memory: 512Mi}',
+        "schedule",
+        "insufficient cpu",
+    ),
+    Defect(
+        "schedule-chart-tolerations-missing",
+        "store-berlin",
+        "sites/store-berlin/site.yaml",
+        "      wasm: true\n",
+        "      wasm: true\n      taints: [dedicated=slm:NoSchedule]\n",
+        "schedule",
+        "Deployment keda/keda-operator: a pod cannot be placed",
+    ),
+    Defect(
+        "schedule-chart-unknown-version",
+        "lab",
+        "platform/controllers/keda.yaml",
+        "version: 2.20.2",
+        "version: 2.20.1",
+        "schedule",
+        "chart keda 2.20.1: its pods' scheduling facts are not in",
+    ),
+    Defect(
+        "schedule-model-estimate-over-node",
+        "store-berlin",
+        STORE_GENERATED,
+        STORE_GENERATED_END,
+        STORE_GENERATED_END
+        + "  - target: {kind: HorizontalPodAutoscaler, name: slm-llamaedge}\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/maxReplicas\n        value: 12\n"
+        "  - target: {kind: Deployment, name: slm-llamaedge}\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/template/spec/containers/0/resources/requests\n"
+        "        value: {cpu: 100m, memory: 300Mi}\n",
+        "schedule",
+        "is more than its allocatable",
+    ),
+]
+
+
+def _regenerate(root: Path, defect: Defect) -> None:
+    if defect.file.endswith("/site.yaml"):
+        assert newsite.main(["--root", str(root), "--sync", defect.site]) == 0
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.id for d in DEFECTS])
+def test_seeded_defect_is_caught(repo: Path, run_site: RunSite, edit: Edit, defect: Defect) -> None:
+    edit(repo / defect.file, defect.old, defect.new)
+    _regenerate(repo, defect)
+    result = run_site(repo, defect.site)
+    hits = [p for p in result.problems if p.check == defect.check and defect.needle in p.message]
+    assert hits, "\n".join(p.render() for p in result.problems) or "no problems reported"
+    assert all(p.file for p in hits)
+
+
+@pytest.mark.parametrize("site", ["store-berlin", "factory-line1", "lab"])
+def test_example_site_schedules_within_capacity(repo: Path, run_site: RunSite, site: str) -> None:
+    result = run_site(repo, site)
+    assert [p for p in result.problems if p.check == "schedule"] == []
+    lines = "\n".join(result.summary)
+    assert "placement (min replicas)" in lines
+    assert "placement (max replicas + canary)" in lines
+    assert " 0 unplaced" in lines and "unplaced" not in lines.replace(" 0 unplaced", "")

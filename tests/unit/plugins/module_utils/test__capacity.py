@@ -1,0 +1,59 @@
+# Copyright (c) edgeslm maintainers
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Node capacity: the kubelet's reservations, defined once, and what is left for pods."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _capacity as C
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _targets as T
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+def _parse(arg: str) -> tuple[str, dict[str, str]]:
+    name, _, value = arg.partition("=")
+    return name, dict(part.split("=", 1) if "=" in part else (part, "") for part in value.split(","))
+
+
+@pytest.mark.parametrize("role", C.ROLES)
+def test_kubelet_args_reserve_what_allocatable_assumes(role: str) -> None:
+    args = dict(_parse(a) for a in C.kubelet_args(role))
+    assert set(args) == {"system-reserved", "kube-reserved", "eviction-hard"}
+    reserved_mib = int(args["system-reserved"]["memory"].removesuffix("Mi")) + int(
+        args["kube-reserved"]["memory"].removesuffix("Mi")
+    )
+    eviction = C.kubelet_args(role)[2]
+    assert "memory.available<128Mi" in eviction
+    # k3s's own disk thresholds stay: --eviction-hard replaces the whole map.
+    assert "nodefs.available<5%" in eviction and "imagefs.available<5%" in eviction
+    capacity = C.capacity(8 * GIB)
+    free = C.allocatable(8 * GIB, role)
+    assert capacity.memory_bytes - free.memory_bytes == (reserved_mib + 128) * MIB
+    cpu_reserved = int(args["system-reserved"]["cpu"].removesuffix("m")) + int(args["kube-reserved"]["cpu"].removesuffix("m"))
+    assert capacity.cpu_millis - free.cpu_millis == cpu_reserved
+
+
+def test_server_keeps_more_than_agent() -> None:
+    assert C.allocatable(8 * GIB, "server").memory_bytes < C.allocatable(8 * GIB, "agent").memory_bytes
+    assert C.reserve_bytes("server") == 8 * GIB - C.allocatable(8 * GIB, "server").memory_bytes
+
+
+def test_estimate_reserve_is_the_server_nodes_reserve() -> None:
+    # "fits the board" (the estimate) and "fits the node" (the scheduler) mean the same.
+    assert T.DEFAULT_RESERVE == C.reserve_bytes("server")
+    target = T.TARGETS["pi5-8gb"]
+    assert target.available_bytes == C.allocatable(target.memory_bytes, "server").memory_bytes
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "8GiB", 512 * MIB])
+def test_impossible_sizes_are_refused(bad: object) -> None:
+    with pytest.raises(C.CapacityError, match="memory_bytes"):
+        C.allocatable(bad, "server")  # type: ignore[arg-type]
+
+
+def test_unknown_role_names_the_field() -> None:
+    with pytest.raises(C.CapacityError, match="k3s_role: 'worker'"):
+        C.kubelet_args("worker")

@@ -39,7 +39,7 @@ CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 LINK := $(BUILD)/collections/ansible_collections/edgeslm/pi5
 GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
-.PHONY: help setup apt venv images lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
+.PHONY: help setup apt venv images image-llama-server lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
 
 help:
 	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
@@ -115,6 +115,13 @@ $(GETPIP): scripts/ansible-test-get-pip.py $(VENV_STAMP)
 
 images: $(APT_STAMP)
 	$(PYTHON) scripts/node-image --release bookworm --release trixie --arch amd64 --arch arm64
+
+# The llama.cpp server image (images/llama-server), tagged by the recipe's hash: a second run
+# with an unchanged recipe builds nothing. `make image-llama-server ARCH=arm64` builds it
+# under qemu (slow). Build output: .build/logs/image-llama-server-<arch>.log.
+image-llama-server: ARCH ?= amd64
+image-llama-server: $(APT_STAMP)
+	$(PYTHON) scripts/llama-server-image --arch $(ARCH)
 
 lab: setup
 	$(VENV)/bin/python scripts/lab up

@@ -12,6 +12,10 @@ Checks, each reported under its own name:
   root filesystem; checkov skips carry a reason;
 - catalog-sync: SLM workloads carry exactly the catalog's file, sha256, resources and target;
 - autoscaling: one autoscaler per workload, scale-to-zero only where the catalog allows it;
+- health: what a waiting Flux Kustomization applies is readable by kstatus, or its
+  healthCheckExprs give each phase the right health (health.py);
+- traefik: Argo Rollouts writes the Traefik API group and version k3s's Traefik serves;
+- server-args: SLM servers run exactly the arguments the core makes of their catalog entry;
 - schedule: every pod the site runs placed on the catalog's nodes as kube-scheduler would
   (schedule.py), the model servers within each node's memory.
 """
@@ -23,7 +27,9 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from .controllers import check_server_args, check_traefik_api
 from .core import load_module
+from .health import check_health
 from .model import Obj, SiteResult, pod_spec, walk_containers
 from .quantity import QuantityError, parse_quantity
 from .schedule import check_schedule
@@ -603,4 +609,7 @@ def check_invariants(result: SiteResult, external_secrets: frozenset[str] = froz
         check(site)
     check_autoscalers(site, result.catalog)
     check_catalog_sync(site, result.catalog)
+    check_health(result)
+    check_traefik_api(result)
+    check_server_args(result)
     check_schedule(result)

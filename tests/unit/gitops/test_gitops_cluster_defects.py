@@ -23,6 +23,9 @@ Edit = Callable[[Path, str, str], None]
 RunSite = Callable[[Path, str], SiteResult]
 
 LLAMACPP = "platform/apps/llamacpp/deployment.yaml"
+APPS_FLUX = "platform/flux/apps.yaml"
+LAB_GENERATED = "sites/lab/apps/kustomization.yaml"
+LAB_GENERATED_END = "        value: Host(`llm.lab.edgeslm.internal`) && PathPrefix(`/v1`)\n"
 STORE_GENERATED = "sites/store-berlin/apps/kustomization.yaml"
 # The last line of store-berlin's generated apps kustomization: a patch added after it wins.
 STORE_GENERATED_END = "        value: Host(`llamaedge.store-berlin.edgeslm.example`) && PathPrefix(`/v1`)\n"
@@ -82,7 +85,7 @@ DEFECTS = [
         "lab",
         "sites/lab/site.yaml",
         'requests: {cpu: 500m, memory: 256Mi}\n        limits: {cpu: "1", memory: 512Mi}',
-        'requests: {cpu: 3500m, memory: 256Mi}\n        limits: {cpu: 3500m, memory: 512Mi}',
+        "requests: {cpu: 3500m, memory: 256Mi}\n        limits: {cpu: 3500m, memory: 512Mi}",
         "schedule",
         "insufficient cpu",
     ),
@@ -109,14 +112,91 @@ DEFECTS = [
         "store-berlin",
         STORE_GENERATED,
         STORE_GENERATED_END,
-        STORE_GENERATED_END
-        + "  - target: {kind: HorizontalPodAutoscaler, name: slm-llamaedge}\n    patch: |-\n"
+        STORE_GENERATED_END + "  - target: {kind: HorizontalPodAutoscaler, name: slm-llamaedge}\n    patch: |-\n"
         "      - op: replace\n        path: /spec/maxReplicas\n        value: 12\n"
         "  - target: {kind: Deployment, name: slm-llamaedge}\n    patch: |-\n"
         "      - op: replace\n        path: /spec/template/spec/containers/0/resources/requests\n"
         "        value: {cpu: 100m, memory: 300Mi}\n",
         "schedule",
         "is more than its allocatable",
+    ),
+    # health as Flux computes it
+    Defect(
+        "health-rollout-without-exprs",
+        "lab",
+        APPS_FLUX,
+        "  healthCheckExprs:\n",
+        "  healthCheckExprsUnused:\n",
+        "health",
+        "whose health kstatus cannot compute: its status.observedGeneration is a string",
+    ),
+    Defect(
+        "health-expr-never-current",
+        "lab",
+        APPS_FLUX,
+        "      current: status.phase == 'Healthy'",
+        "      current: status.phase == 'Ready'",
+        "health",
+        "a Healthy Rollout must be current, the expressions make it never ready",
+    ),
+    Defect(
+        "health-expr-does-not-compile",
+        "lab",
+        APPS_FLUX,
+        "      failed: status.phase == 'Degraded'",
+        "      failed: status.phase = 'Degraded'",
+        "health",
+        "does not evaluate on a",
+    ),
+    Defect(
+        "health-healthchecks-on-rollout",
+        "lab",
+        "platform/flux/infra-configs.yaml",
+        "  wait: true\n",
+        "  healthChecks:\n"
+        "    - {apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: slm-llamacpp, namespace: slm}\n",
+        "health",
+        "waits for Rollout (argoproj.io/v1alpha1)",
+    ),
+    # versions that must match what k3s ships
+    Defect(
+        "traefik-api-group-default",
+        "lab",
+        "platform/controllers/argo-rollouts.yaml",
+        "        - --traefik-api-group=traefik.io\n",
+        "",
+        "traefik",
+        "as traefik.containo.us (--traefik-api-group default)",
+    ),
+    Defect(
+        "traefik-api-version-v2",
+        "store-berlin",
+        "platform/controllers/argo-rollouts.yaml",
+        "--traefik-api-version=traefik.io/v1alpha1",
+        "--traefik-api-version=traefik.containo.us/v1alpha1",
+        "traefik",
+        "set --traefik-api-version=traefik.io/v1alpha1",
+    ),
+    # server arguments come from the catalog
+    Defect(
+        "server-args-overridden",
+        "lab",
+        LAB_GENERATED,
+        LAB_GENERATED_END,
+        LAB_GENERATED_END + "  - target: {kind: Deployment, name: slm-llamacpp}\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/template/spec/containers/0/args/9\n        value: '4096'\n",
+        "server-args",
+        "argument 9 (after --ctx-size) is '4096', the catalog's serving configuration gives '512'",
+    ),
+    Defect(
+        "server-args-extra",
+        "store-berlin",
+        STORE_GENERATED,
+        STORE_GENERATED_END,
+        STORE_GENERATED_END + "  - target: {kind: Deployment, name: slm-llamaedge}\n    patch: |-\n"
+        "      - op: add\n        path: /spec/template/spec/containers/0/args/-\n        value: --no-mmap\n",
+        "server-args",
+        "extra arguments --no-mmap",
     ),
 ]
 

@@ -34,7 +34,11 @@ def test_requests_follow_the_scheduler() -> None:
     spec = {
         "initContainers": [
             {"name": "big-init", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}},
-            {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+            {
+                "name": "sidecar",
+                "restartPolicy": "Always",
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            },
         ],
         "containers": [
             {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}},

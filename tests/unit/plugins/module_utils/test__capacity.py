@@ -15,7 +15,11 @@ GIB = 1 << 30
 
 def _parse(arg: str) -> tuple[str, dict[str, str]]:
     name, _, value = arg.partition("=")
-    return name, dict(part.split("=", 1) if "=" in part else (part, "") for part in value.split(","))
+    pairs = {}
+    for part in value.split(","):
+        key, _, item = part.partition("=")
+        pairs[key] = item
+    return name, pairs
 
 
 @pytest.mark.parametrize("role", C.ROLES)
@@ -32,7 +36,7 @@ def test_kubelet_args_reserve_what_allocatable_assumes(role: str) -> None:
     capacity = C.capacity(8 * GIB)
     free = C.allocatable(8 * GIB, role)
     assert capacity.memory_bytes - free.memory_bytes == (reserved_mib + 128) * MIB
-    cpu_reserved = int(args["system-reserved"]["cpu"].removesuffix("m")) + int(args["kube-reserved"]["cpu"].removesuffix("m"))
+    cpu_reserved = sum(int(args[key]["cpu"].removesuffix("m")) for key in ("system-reserved", "kube-reserved"))
     assert capacity.cpu_millis - free.cpu_millis == cpu_reserved
 
 
@@ -43,7 +47,7 @@ def test_server_keeps_more_than_agent() -> None:
 
 def test_estimate_reserve_is_the_server_nodes_reserve() -> None:
     # "fits the board" (the estimate) and "fits the node" (the scheduler) mean the same.
-    assert T.DEFAULT_RESERVE == C.reserve_bytes("server")
+    assert C.reserve_bytes("server") == T.DEFAULT_RESERVE
     target = T.TARGETS["pi5-8gb"]
     assert target.available_bytes == C.allocatable(target.memory_bytes, "server").memory_bytes
 

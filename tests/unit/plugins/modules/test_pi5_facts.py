@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _hardware
 from ansible_collections.edgeslm.pi5.plugins.modules import pi5_facts
 
 
@@ -42,12 +43,13 @@ def os_release(path: Path, codename: str) -> Path:
 def node_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The node's /etc/os-release: Trixie unless a test rewrites it (the host running the tests is not the node)."""
     path = os_release(tmp_path / "os-release", "trixie")
-    collect = pi5_facts._hardware.collect
+    collect = _hardware.collect
 
     def collect_on_node(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        return collect(*args, os_release=str(path), **kwargs)
+        facts: dict[str, Any] = collect(*args, **{**kwargs, "os_release": str(path)})
+        return facts
 
-    monkeypatch.setattr(pi5_facts._hardware, "collect", collect_on_node)
+    monkeypatch.setattr(_hardware, "collect", collect_on_node)
     return path
 
 

@@ -1,7 +1,7 @@
 # Copyright (c) edgeslm maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Decisions for the k3s roles and playbooks: versions, topology, tokens, config keys, labels.
+"""Decisions for the k3s role and playbooks: versions, topology, tokens, config keys, label syntax.
 
 PRIVATE: internal to the edgeslm.pi5 collection; no compatibility promise.
 
@@ -13,11 +13,9 @@ inventory variable and the fix. No message ever contains a token.
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _fetch
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
@@ -38,9 +36,7 @@ __all__ = [
     "VersionError",
     "checksum_for",
     "config_key_errors",
-    "hardware_labels",
     "label_errors",
-    "nominal_ram_gb",
     "parse_checksum_list",
     "parse_token",
     "parse_version",
@@ -99,12 +95,12 @@ class K3sVersion:
 
 
 def parse_version(text: str, field_name: str = "edgeslm_k3s_version") -> K3sVersion:
-    """Parse `v1.33.7+k3s1`; channel names such as `stable` or `latest` are refused (not pinned)."""
+    """Parse `vX.Y.Z+k3sN` (e.g. `v1.34.2+k3s1`); channels such as `stable` or `latest` are refused (not pinned)."""
     value = str(text).strip()
     match = _VERSION.fullmatch(value)
     if match is None:
         raise VersionError(
-            f"{field_name} must be a pinned k3s release such as 'v1.33.7+k3s1' "
+            f"{field_name} must be a pinned k3s release such as 'v1.34.2+k3s1' "
             f"(v<major>.<minor>.<patch>+k3s<revision>), got {value[:60]!r}"
         )
     major, minor, patch, revision = (int(group) for group in match.groups())
@@ -112,7 +108,7 @@ def parse_version(text: str, field_name: str = "edgeslm_k3s_version") -> K3sVers
 
 
 def version_from_output(output: str) -> K3sVersion | None:
-    """The version in `k3s --version` output (`k3s version v1.33.7+k3s1 (a1b2c3d4)`); None if absent."""
+    """The version in `k3s --version` output (`k3s version v1.34.2+k3s1 (a1b2c3d4)`); None if absent."""
     for line in str(output).splitlines():
         if line.startswith("k3s version "):
             match = _VERSION.search(line)
@@ -164,22 +160,24 @@ def upgrade_plan(current: str | None, target: str) -> UpgradePlan:
 
 
 def topology_errors(servers: Sequence[str], api_endpoint: str, allow_even: bool = False) -> list[str]:
-    """Errors in the server layout; empty when the cluster can be formed."""
+    """Errors in the server layout (the site catalog's spec.cluster); empty when the cluster can be formed."""
     errors: list[str] = []
     count = len(servers)
     if count == 0:
-        errors.append("the inventory group named by k3s_server_group has no hosts: a cluster needs at least one server")
+        errors.append(
+            "k3s_servers is empty: a cluster needs at least one server (the site catalog's spec.cluster.servers)"
+        )
         return errors
     if count % 2 == 0 and not allow_even:
         errors.append(
-            f"the inventory has {count} servers: embedded etcd needs a majority, so {count} servers tolerate "
-            f"no more failures than {count - 1}. Use an odd number of servers, or set "
-            "k3s_server_allow_even_servers: true to accept this knowingly."
+            f"k3s_servers has {count} servers: embedded etcd needs a majority, so {count} servers tolerate "
+            f"no more failures than {count - 1}. Use an odd number of servers in the site catalog's "
+            "spec.cluster.servers, or set spec.cluster.allowEvenServers: true to accept this knowingly."
         )
     if count > 1 and not str(api_endpoint or "").strip():
         errors.append(
-            f"edgeslm_k3s_api_endpoint is not set but the inventory has {count} servers: joining servers and "
-            "agents need one stable address for the API (a DNS name, a VIP, or the first server's address)."
+            f"k3s_api_endpoint is not set but there are {count} servers: joining servers and agents need one "
+            "stable address for the API (a DNS name or a VIP): set spec.cluster.apiEndpoint in the site catalog."
         )
     return errors
 
@@ -357,154 +355,6 @@ def taint_errors(taints: Sequence[str], variable: str) -> list[str]:
         if problem:
             errors.append(f"{variable}: {taint!r}: {problem}")
     return errors
-
-
-_BOARD_RAM_GB = (1, 2, 4, 8, 16, 32, 64)
-
-
-def nominal_ram_gb(total_bytes: int) -> int:
-    """The board's RAM size from MemTotal: the kernel reserves some, so round up to a board size."""
-    if total_bytes <= 0:
-        raise K3sError(f"RAM size must be positive, got {total_bytes}")
-    gib = total_bytes / 2**30
-    for size in _BOARD_RAM_GB:
-        if gib <= size:
-            return size
-    return math.ceil(gib)
-
-
-def _fact(facts: Mapping[str, object], *names: str) -> object:
-    """The first present value among `names`; a dict fact gives its `value` unless its source is absent."""
-    for name in names:
-        if name not in facts:
-            continue
-        value = facts[name]
-        if isinstance(value, Mapping):
-            if value.get("source") == "absent":
-                continue
-            for inner in ("nominal_gb", "gb", "value", "bytes", "total_bytes", "present"):
-                if inner in value:
-                    return {"__unit": inner, "value": value[inner]}
-            continue
-        if value is not None:
-            return {"__unit": name, "value": value}
-    return None
-
-
-def _as_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise K3sError(f"{what} must be a number, got {value!r}")
-    try:
-        return int(float(value))
-    except ValueError as exc:
-        raise K3sError(f"{what} must be a number, got {value!r}") from exc
-
-
-def _ram_from_facts(facts: Mapping[str, object]) -> int | None:
-    found = _fact(facts, "ram_gb", "ram_bytes", "memory_bytes", "mem_total_bytes", "ram", "memory")
-    if not isinstance(found, dict):
-        return None
-    unit, value = found["__unit"], found["value"]
-    if unit in ("ram_gb", "gb", "nominal_gb"):
-        return _as_int(value, "edgeslm_pi5 RAM (GB)")
-    return nominal_ram_gb(_as_int(value, "edgeslm_pi5 RAM (bytes)"))
-
-
-def _nvme_from_facts(facts: Mapping[str, object]) -> bool | None:
-    found = _fact(facts, "nvme", "nvme_present")
-    if not isinstance(found, dict):
-        return None
-    value = found["value"]
-    if isinstance(value, (list, tuple)):
-        return len(value) > 0
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "1")
-    return bool(value)
-
-
-def _page_size_from_facts(facts: Mapping[str, object]) -> int | None:
-    found = _fact(facts, "page_size", "page_size_bytes")
-    if not isinstance(found, dict):
-        return None
-    return _as_int(found["value"], "edgeslm_pi5 page size")
-
-
-def _page_label(size: int) -> str:
-    if size <= 0 or size % 1024:
-        raise K3sError(f"page size must be a positive multiple of 1024 bytes, got {size}")
-    return f"{size // 1024}k"
-
-
-T = TypeVar("T")
-
-
-def _fact_or_inventory(
-    from_facts: T | None,
-    inventory: Mapping[str, object],
-    key: str,
-    convert: Callable[[object], T],
-    sources: dict[str, str],
-    label: str,
-) -> T | None:
-    """The hardware fact if pi5_facts had it, else the inventory's value; records where it came from."""
-    if from_facts is not None:
-        sources[label] = "facts"
-        return from_facts
-    if inventory.get(key) is not None:
-        sources[label] = "inventory"
-        return convert(inventory[key])
-    sources[label] = "absent"
-    return None
-
-
-def hardware_labels(
-    facts: Mapping[str, object] | None,
-    inventory: Mapping[str, object] | None,
-    taint_16k_pages: bool = True,
-) -> dict[str, object]:
-    """Node labels (and the 16K-page taint) from pi5_facts, falling back to inventory values.
-
-    Returns {"labels": [...], "taints": [...], "sources": {"ram-gb": "facts"|"inventory"|"absent", ...}}.
-    Inventory keys: ram_gb (int), nvme (bool), page_size (bytes, e.g. 4096 or 16384).
-    """
-    facts = facts if isinstance(facts, Mapping) else {}
-    inventory = inventory if isinstance(inventory, Mapping) else {}
-    labels: list[str] = []
-    taints: list[str] = []
-    sources: dict[str, str] = {}
-
-    ram = _fact_or_inventory(
-        _ram_from_facts(facts),
-        inventory,
-        "ram_gb",
-        lambda v: _as_int(v, "edgeslm_node_hardware.ram_gb"),
-        sources,
-        "ram-gb",
-    )
-    if ram is not None:
-        labels.append(f"edgeslm.io/ram-gb={ram}")
-
-    nvme = _fact_or_inventory(_nvme_from_facts(facts), inventory, "nvme", bool, sources, "nvme")
-    if nvme is not None:
-        labels.append(f"edgeslm.io/nvme={'true' if nvme else 'false'}")
-
-    page = _fact_or_inventory(
-        _page_size_from_facts(facts),
-        inventory,
-        "page_size",
-        lambda v: _as_int(v, "edgeslm_node_hardware.page_size"),
-        sources,
-        "page-size",
-    )
-    if page is not None:
-        label = _page_label(page)
-        labels.append(f"edgeslm.io/page-size={label}")
-        if taint_16k_pages and page > 4096:
-            # Many arm64 images assume 4K pages (jemalloc aborts): keep them off unless they tolerate it.
-            taints.append(f"edgeslm.io/page-size={label}:NoSchedule")
-    return {"labels": labels, "taints": taints, "sources": sources}
 
 
 # --- release checksums ---------------------------------------------------------------------

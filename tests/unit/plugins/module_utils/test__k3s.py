@@ -13,7 +13,6 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s import (
 )
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
     AGENT_KEYS,
-    K3S_PINNED_VERSION,
     REPEATABLE_KEYS,
     SERVER_KEYS,
 )
@@ -29,7 +28,7 @@ SECRET = "s3cr3t-s3cr3t-s3cr3t"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("v1.33.7+k3s1", K3sVersion(1, 33, 7, 1)),
+        ("v1.32.4+k3s1", K3sVersion(1, 32, 4, 1)),
         (" v1.34.10+k3s2 ", K3sVersion(1, 34, 10, 2)),
     ],
 )
@@ -38,21 +37,21 @@ def test_parse_version(text: str, expected: K3sVersion) -> None:
     assert str(expected) == text.strip()
 
 
-@pytest.mark.parametrize("text", ["stable", "latest", "1.33.7+k3s1", "v1.33.7", "v1.33+k3s1", "v1.33.7-k3s1", ""])
+@pytest.mark.parametrize("text", ["stable", "latest", "1.32.4+k3s1", "v1.32.4", "v1.32+k3s1", "v1.32.4-k3s1", ""])
 def test_parse_version_refuses_unpinned(text: str) -> None:
     with pytest.raises(VersionError, match="edgeslm_k3s_version must be a pinned k3s release"):
         _k3s.parse_version(text)
 
 
 def test_version_order_uses_revision_last() -> None:
-    assert _k3s.parse_version("v1.33.7+k3s2") > _k3s.parse_version("v1.33.7+k3s1")
+    assert _k3s.parse_version("v1.32.4+k3s2") > _k3s.parse_version("v1.32.4+k3s1")
     assert _k3s.parse_version("v1.33.10+k3s1") > _k3s.parse_version("v1.33.9+k3s3")
 
 
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
-        ("k3s version v1.33.7+k3s1 (abcdef12)\ngo version go1.24.11\n", "v1.33.7+k3s1"),
+        ("k3s version v1.32.4+k3s1 (abcdef12)\ngo version go1.24.11\n", "v1.32.4+k3s1"),
         ("", None),
         ("bash: k3s: command not found", None),
     ],
@@ -65,12 +64,12 @@ def test_version_from_output(output: str, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("current", "target", "action"),
     [
-        (None, "v1.33.7+k3s1", "install"),
-        ("", "v1.33.7+k3s1", "install"),
-        ("v1.33.7+k3s1", "v1.33.7+k3s1", "none"),
-        ("v1.33.5+k3s1", "v1.33.7+k3s1", "upgrade"),
-        ("v1.33.7+k3s1", "v1.33.7+k3s2", "upgrade"),
-        ("v1.33.7+k3s1", "v1.34.2+k3s1", "upgrade"),
+        (None, "v1.32.4+k3s1", "install"),
+        ("", "v1.32.4+k3s1", "install"),
+        ("v1.32.4+k3s1", "v1.32.4+k3s1", "none"),
+        ("v1.32.2+k3s1", "v1.32.4+k3s1", "upgrade"),
+        ("v1.32.4+k3s1", "v1.32.4+k3s2", "upgrade"),
+        ("v1.32.4+k3s1", "v1.33.2+k3s1", "upgrade"),
     ],
 )
 def test_upgrade_plan_actions(current: str | None, target: str, action: str) -> None:
@@ -80,12 +79,12 @@ def test_upgrade_plan_actions(current: str | None, target: str, action: str) -> 
 @pytest.mark.parametrize(
     ("current", "target", "message"),
     [
-        ("v1.33.7+k3s1", "v1.33.5+k3s1", "does not support downgrades"),
-        ("v1.34.1+k3s1", "v1.33.7+k3s1", "does not support downgrades"),
-        ("v1.33.7+k3s2", "v1.33.7+k3s1", "does not support downgrades"),
+        ("v1.32.4+k3s1", "v1.32.2+k3s1", "does not support downgrades"),
+        ("v1.33.1+k3s1", "v1.32.4+k3s1", "does not support downgrades"),
+        ("v1.32.4+k3s2", "v1.32.4+k3s1", "does not support downgrades"),
         ("v1.32.4+k3s1", "v1.34.2+k3s1", "skips minor versions"),
-        ("v1.33.7+k3s1", "v2.0.0+k3s1", "skips minor versions"),
-        ("garbage", "v1.33.7+k3s1", "installed k3s version must be a pinned"),
+        ("v1.32.4+k3s1", "v2.0.0+k3s1", "skips minor versions"),
+        ("garbage", "v1.32.4+k3s1", "installed k3s version must be a pinned"),
     ],
 )
 def test_upgrade_plan_refusals(current: str, target: str, message: str) -> None:
@@ -103,11 +102,11 @@ def test_upgrade_plan_refusals(current: str, target: str, message: str) -> None:
         (["s1", "s2", "s3"], "k3s.example", False, []),
         (["s1", "s2", "s3", "s4", "s5"], "10.0.0.10", False, []),
         (["s1", "s2"], "k3s.example", True, []),
-        ([], "", False, ["has no hosts"]),
-        (["s1", "s2"], "k3s.example", False, ["k3s_server_allow_even_servers"]),
+        ([], "", False, ["k3s_servers is empty"]),
+        (["s1", "s2"], "k3s.example", False, ["spec.cluster.allowEvenServers"]),
         (["s1", "s2", "s3", "s4"], "k3s.example", False, ["4 servers"]),
-        (["s1", "s2", "s3"], "", False, ["edgeslm_k3s_api_endpoint is not set"]),
-        (["s1", "s2"], " ", False, ["k3s_server_allow_even_servers", "edgeslm_k3s_api_endpoint"]),
+        (["s1", "s2", "s3"], "", False, ["set spec.cluster.apiEndpoint"]),
+        (["s1", "s2"], " ", False, ["spec.cluster.allowEvenServers", "k3s_api_endpoint is not set"]),
     ],
 )
 def test_topology_errors(servers: list[str], endpoint: str, allow_even: bool, fragments: list[str]) -> None:
@@ -211,7 +210,6 @@ def test_flag_lists_are_consistent() -> None:
     assert REPEATABLE_KEYS <= SERVER_KEYS
     assert "config" not in SERVER_KEYS | AGENT_KEYS
     assert all(key == key.strip().lower() and not key.startswith("-") for key in SERVER_KEYS | AGENT_KEYS)
-    assert _k3s.parse_version(K3S_PINNED_VERSION).minor == 33
 
 
 # --- labels and taints ----------------------------------------------------------------------
@@ -242,113 +240,6 @@ def test_label_errors(labels: list[str], bad: int) -> None:
 )
 def test_taint_errors(taints: list[str], bad: int) -> None:
     assert len(_k3s.taint_errors(taints, "k3s_agent_node_taints")) == bad
-
-
-@pytest.mark.parametrize(
-    ("total_bytes", "gb"),
-    [
-        (8_245_000 * 1024, 8),  # MemTotal of an 8 GB Pi 5
-        (4_038_000 * 1024, 4),
-        (16_600_000 * 1024, 16),
-        (2**30, 1),
-        (100 * 2**30, 100),
-    ],
-)
-def test_nominal_ram_gb(total_bytes: int, gb: int) -> None:
-    assert _k3s.nominal_ram_gb(total_bytes) == gb
-
-
-def test_nominal_ram_gb_refuses_zero() -> None:
-    with pytest.raises(_k3s.K3sError):
-        _k3s.nominal_ram_gb(0)
-
-
-@pytest.mark.parametrize(
-    ("facts", "inventory", "labels", "taints", "sources"),
-    [
-        (
-            {"ram_bytes": 8_245_000 * 1024, "nvme": True, "page_size": 16384},
-            {},
-            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=true", "edgeslm.io/page-size=16k"],
-            ["edgeslm.io/page-size=16k:NoSchedule"],
-            {"ram-gb": "facts", "nvme": "facts", "page-size": "facts"},
-        ),
-        (
-            {},
-            {"ram_gb": 8, "nvme": False, "page_size": 4096},
-            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=false", "edgeslm.io/page-size=4k"],
-            [],
-            {"ram-gb": "inventory", "nvme": "inventory", "page-size": "inventory"},
-        ),
-        (
-            {
-                "ram": {"bytes": 4_038_000 * 1024, "source": "fixture"},
-                "nvme": {"value": [], "source": "absent"},
-                "page_size": {"value": 4096, "source": "hardware"},
-            },
-            {"nvme": True},
-            ["edgeslm.io/ram-gb=4", "edgeslm.io/nvme=true", "edgeslm.io/page-size=4k"],
-            [],
-            {"ram-gb": "facts", "nvme": "inventory", "page-size": "facts"},
-        ),
-        (
-            {"nvme": {"present": "yes", "source": "hardware"}},
-            None,
-            ["edgeslm.io/nvme=true"],
-            [],
-            {"ram-gb": "absent", "nvme": "facts", "page-size": "absent"},
-        ),
-        (
-            # The shape edgeslm.pi5.pi5_facts publishes (plugins/module_utils/_hardware.py).
-            {
-                "memory": {"source": "hardware", "total_bytes": 8_245_000 * 1024, "nominal_gb": 8},
-                "page_size": {"source": "hardware", "bytes": 16384, "label": "16k"},
-                "nvme": {"source": "hardware", "present": False, "disks": []},
-            },
-            {"ram_gb": 4},
-            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=false", "edgeslm.io/page-size=16k"],
-            ["edgeslm.io/page-size=16k:NoSchedule"],
-            {"ram-gb": "facts", "nvme": "facts", "page-size": "facts"},
-        ),
-        (
-            # In a container pi5_facts reports NVMe as absent: inventory decides.
-            {"memory": {"source": "absent", "reason": "container"}, "nvme": {"source": "absent", "present": False}},
-            {"ram_gb": 8, "nvme": True},
-            ["edgeslm.io/ram-gb=8", "edgeslm.io/nvme=true"],
-            [],
-            {"ram-gb": "inventory", "nvme": "inventory", "page-size": "absent"},
-        ),
-        (None, None, [], [], {"ram-gb": "absent", "nvme": "absent", "page-size": "absent"}),
-    ],
-)
-def test_hardware_labels(
-    facts: dict[str, object] | None,
-    inventory: dict[str, object] | None,
-    labels: list[str],
-    taints: list[str],
-    sources: dict[str, str],
-) -> None:
-    result = _k3s.hardware_labels(facts, inventory)
-    assert result == {"labels": labels, "taints": taints, "sources": sources}
-    assert _k3s.label_errors(labels, "x") == []
-    assert _k3s.taint_errors(taints, "x") == []
-
-
-def test_hardware_labels_without_page_taint() -> None:
-    assert _k3s.hardware_labels({"page_size": 16384}, {}, taint_16k_pages=False)["taints"] == []
-
-
-@pytest.mark.parametrize(
-    ("facts", "message"),
-    [
-        ({"ram_bytes": "lots"}, "must be a number"),
-        ({"page_size": 1000}, "multiple of 1024"),
-        ({"ram_gb": True}, "must be a number"),
-    ],
-)
-def test_hardware_labels_refusals(facts: dict[str, object], message: str) -> None:
-    with pytest.raises(_k3s.K3sError, match=message):
-        _k3s.hardware_labels(facts, {})
 
 
 # --- checksums ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _serving
 from ansible_collections.edgeslm.pi5.plugins.module_utils._fields import Field, check, json_schema
 from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import parse_description
+from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import SignatureError, TrustedKey, load_trusted_key
 from ansible_collections.edgeslm.pi5.plugins.module_utils._targets import TARGETS, FitResult, check_fit
 
 __all__ = [
@@ -305,6 +306,47 @@ def _node_class_field() -> Field:
     )
 
 
+PEM_PUBLIC_KEY = r"\s*-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*"
+
+
+def _model_signing_field() -> Field:
+    """`spec.modelSigning`: the public keys whose model signatures the site's nodes accept (one place per site)."""
+    key = Field(
+        "trustedKey",
+        "object",
+        "one public key of a model signer",
+        fields=(
+            Field("name", "string", "label of the key (DNS label), reported by the nodes", True, pattern=DNS_LABEL),
+            Field(
+                "publicKey",
+                "string",
+                "the signer's EC public key (P-256, P-384 or P-521) as PEM",
+                True,
+                pattern=PEM_PUBLIC_KEY,
+                fix="export it with `openssl pkey -in signing-key.pem -pubout`",
+            ),
+        ),
+        key_of="name",
+    )
+    return Field(
+        "modelSigning",
+        "object",
+        "OpenSSF model signing: nodes accept a model pulled from an OCI artifact only with a signature by a "
+        "trusted key (scripts/model-release signs and checks it against these keys before it pushes)",
+        fields=(
+            Field(
+                "trustedKeys",
+                "array",
+                "public keys whose model-signing signatures the nodes accept",
+                True,
+                min_items=1,
+                items=key,
+                key_of="name",
+            ),
+        ),
+    )
+
+
 def _catalog_field() -> Field:
     return Field(
         "SiteCatalog",
@@ -386,6 +428,7 @@ def _catalog_field() -> Field:
                             Field("maxReplicas", "integer", "most replicas of one server", True, minimum=1, maximum=64),
                         ),
                     ),
+                    _model_signing_field(),
                     Field(
                         "nodeClasses",
                         "array",
@@ -527,6 +570,8 @@ class SiteCatalog:
     node_classes: tuple[NodeClass, ...]
     models: tuple[ModelEntry, ...]
     source: str = "site catalog"
+    # spec.modelSigning.trustedKeys, labelled by their names (empty: the site declares no signers).
+    trusted_keys: tuple[TrustedKey, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def hosts(self) -> list[str]:
@@ -618,6 +663,7 @@ class SiteCatalog:
                     "flash_attention": serving.flash_attention,
                     "mmap": serving.mmap,
                     "description": model.core_description(),
+                    "trusted_keys": [key.pem for key in self.trusted_keys],
                 }
             )
         return out
@@ -665,6 +711,7 @@ def load_catalog(doc: Any, source: str = "site catalog") -> SiteCatalog:
             models.append(_model(item))
         except _serving.ServingError as exc:
             problems.append(f"spec.models[{item['name']}].{exc}")
+    trusted_keys = _trusted_keys(spec.get("modelSigning"), problems)
     cluster = spec["cluster"]
     catalog = SiteCatalog(
         name=doc["metadata"]["name"],
@@ -679,11 +726,35 @@ def load_catalog(doc: Any, source: str = "site catalog") -> SiteCatalog:
         models=tuple(models),
         source=source,
         raw=doc,
+        trusted_keys=trusted_keys,
     )
     problems.extend(_semantic_problems(catalog))
     if problems:
         raise CatalogError(problems, source)
     return catalog
+
+
+def _trusted_keys(signing: Mapping[str, Any] | None, problems: list[str]) -> tuple[TrustedKey, ...]:
+    """spec.modelSigning.trustedKeys parsed by the signature core (EC P-256/384/521 only, as model-signing)."""
+    items = list((signing or {}).get("trustedKeys") or ())
+    problems.extend(
+        _duplicate_problems("spec.modelSigning.trustedKeys", [str(i["name"]) for i in items], "trusted key")
+    )
+    keys: list[TrustedKey] = []
+    names: dict[str, str] = {}  # key hint -> name
+    for item in items:
+        where = f"spec.modelSigning.trustedKeys[{item['name']}].publicKey"
+        try:
+            key = load_trusted_key(item["publicKey"], item["name"])
+        except SignatureError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if key.hint in names:
+            problems.append(f"{where}: the same key is already listed as {names[key.hint]}; list a key once")
+            continue
+        names[key.hint] = item["name"]
+        keys.append(key)
+    return tuple(keys)
 
 
 def _node_class(item: Mapping[str, Any]) -> NodeClass:

@@ -32,8 +32,10 @@ options:
     type: str
     required: true
   gitops_dir:
-    description: The GitOps repository root (holding C(sites/) and C(platform/)), relative to this file.
-    type: path
+    description:
+      - The GitOps repository root (holding C(sites/) and C(platform/)), absolute or relative to this file (not to
+        the working directory).
+    type: str
     default: ../../gitops
   hosts:
     description:
@@ -89,7 +91,9 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         site = str(self.get_option("site"))
-        gitops_dir = str((Path(path).resolve().parent / self.get_option("gitops_dir")).resolve())
+        # Relative to this file, not to the working directory (why gitops_dir is not of type path).
+        configured = Path(str(self.get_option("gitops_dir"))).expanduser()
+        gitops_dir = str((Path(path).resolve().parent / configured).resolve())
         catalog_file = str(Path(gitops_dir) / "sites" / site / "site.yaml")
         if not Path(catalog_file).is_file():
             raise AnsibleParserError(

@@ -323,7 +323,7 @@ def report(results: list[SiteResult], quiet: bool, elapsed: float) -> int:
     for result in results:
         status = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
         print(f"site {result.name}: {len(result.objects)} objects, {status}")
-        print("\n".join(result.summary)) if result.summary else None
+        print("\n".join(result.summary)) if result.summary and not quiet else None
         for problem in result.problems:
             print(problem.render())
         if not quiet:

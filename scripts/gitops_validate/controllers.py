@@ -60,6 +60,8 @@ def check_traefik_api(result: SiteResult) -> None:
         if o.kind == "HelmRelease" and ((o.spec().get("chart") or {}).get("spec") or {}).get("chart") == ROLLOUTS_CHART
     ]
     if not releases:
+        if result.root is None:
+            return  # manifests given on the command line: the controller may be elsewhere
         result.add(
             "traefik",
             rollouts[0],

@@ -347,4 +347,5 @@ def _copy(doc: dict[str, Any]) -> dict[str, Any]:
 
 def build_site(root: Path, site: str, renderer: Renderer, index: SourceIndex, result: SiteResult) -> None:
     """Render every object Flux would apply for `site` into result.objects."""
+    result.root = str(root)
     _SiteBuilder(root, site, renderer, index, result).run()

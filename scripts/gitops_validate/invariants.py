@@ -4,6 +4,7 @@
 
 Checks, each reported under its own name:
 - images: every container image pinned by digest, never `latest`; Helm charts pinned exactly;
+  every image's origin recorded (images.py: platform/images.yaml, sites/<site>/images.yaml);
 - references: runtimeClassName, storageClassName, Secrets, ServiceAccounts, PriorityClasses,
   namespaces, Rollout/autoscaler/Traefik/PDB targets all resolve in the site (or are things
   k3s or the bootstrap provide);
@@ -16,6 +17,8 @@ Checks, each reported under its own name:
   healthCheckExprs give each phase the right health (health.py);
 - traefik: Argo Rollouts writes the Traefik API group and version k3s's Traefik serves;
 - server-args: SLM servers run exactly the arguments the core makes of their catalog entry;
+- canary: weights left to Argo Rollouts, analysis that fails without data, queries of metrics
+  the runtime or Traefik exports, a smoke test against the canary (canary.py);
 - schedule: every pod the site runs placed on the catalog's nodes as kube-scheduler would
   (schedule.py), the model servers within each node's memory.
 """
@@ -27,9 +30,11 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from .canary import check_canary
 from .controllers import check_server_args, check_traefik_api
 from .core import load_module
 from .health import check_health
+from .images import check_image_sources
 from .model import Obj, SiteResult, pod_spec, walk_containers
 from .quantity import QuantityError, parse_quantity
 from .schedule import check_schedule
@@ -612,4 +617,6 @@ def check_invariants(result: SiteResult, external_secrets: frozenset[str] = froz
     check_health(result)
     check_traefik_api(result)
     check_server_args(result)
+    check_canary(result)
+    check_image_sources(result)
     check_schedule(result)

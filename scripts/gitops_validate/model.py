@@ -108,6 +108,8 @@ class SiteResult:
     # Lines printed under the site's status line (the scheduling simulation's placement summary).
     summary: list[str] = field(default_factory=list)
     catalog: dict[str, Any] | None = None
+    # The GitOps root the site was built from (None for manifests given on the command line).
+    root: str | None = None
     catalog_file: str = ""
     # The collection core's typed view of the catalog (_catalog.SiteCatalog) once it loaded cleanly.
     site_catalog: Any = None

@@ -24,6 +24,7 @@ RunSite = Callable[[Path, str], SiteResult]
 
 LLAMACPP = "platform/apps/llamacpp/deployment.yaml"
 APPS_FLUX = "platform/flux/apps.yaml"
+ANALYSIS = "platform/apps/common/analysistemplate.yaml"
 LAB_GENERATED = "sites/lab/apps/kustomization.yaml"
 LAB_GENERATED_END = "        value: Host(`llm.lab.edgeslm.internal`) && PathPrefix(`/v1`)\n"
 STORE_GENERATED = "sites/store-berlin/apps/kustomization.yaml"
@@ -197,6 +198,116 @@ DEFECTS = [
         "      - op: add\n        path: /spec/template/spec/containers/0/args/-\n        value: --no-mmap\n",
         "server-args",
         "extra arguments --no-mmap",
+    ),
+    # a canary that can fail
+    Defect(
+        "canary-weights-reset-by-flux",
+        "lab",
+        "platform/apps/llamacpp/traefikservice-slm-llamacpp.yaml",
+        "    kustomize.toolkit.fluxcd.io/ssa: IfNotPresent\n",
+        "    example.com/unrelated: x\n",
+        "canary",
+        "weights are written in Git and Flux applies them on every reconciliation",
+    ),
+    Defect(
+        "canary-passes-without-data",
+        "lab",
+        ANALYSIS,
+        "successCondition: len(result) > 0 && !isNaN(result[0]) && result[0] <= 0.05",
+        "successCondition: len(result) == 0 || result[0] <= 0.05",
+        "canary",
+        "is Successful on an empty result (no data)",
+    ),
+    Defect(
+        "canary-passes-on-nan",
+        "lab",
+        ANALYSIS,
+        "successCondition: len(result) > 0 && !isNaN(result[0]) && result[0] <= 30",
+        "successCondition: len(result) > 0 && (isNaN(result[0]) || result[0] <= 30)",
+        "canary",
+        "is Successful on a NaN result",
+    ),
+    Defect(
+        "canary-condition-outside-subset",
+        "lab",
+        ANALYSIS,
+        "successCondition: len(result) > 0 && !isNaN(result[0]) && result[0] <= 30",
+        "successCondition: all(result, {# <= 30})",
+        "canary",
+        "a condition the validator cannot evaluate",
+    ),
+    Defect(
+        "canary-metric-the-runtime-does-not-export",
+        "store-berlin",
+        ANALYSIS,
+        "histogram_quantile(0.95, sum by (le) (rate(traefik_service_request_duration_seconds_bucket",
+        "histogram_quantile(0.95, sum by (le) (rate(llamacpp:n_decode_total",
+        "canary",
+        "llamacpp:n_decode_total is exported neither by Traefik nor by the llamaedge server",
+    ),
+    Defect(
+        "canary-metric-reset-by-scrape",
+        "lab",
+        "platform/apps/llamacpp/analysistemplate-slm-canary-llamacpp.yaml",
+        "sum(rate(llamacpp:tokens_predicted_total{",
+        "avg(llamacpp:predicted_tokens_seconds{",
+        "canary",
+        "llamacpp:predicted_tokens_seconds: reset by every scrape",
+    ),
+    Defect(
+        "canary-without-smoke-test",
+        "store-berlin",
+        ANALYSIS,
+        '/v1/chat/completions"\n',
+        '/health"\n',
+        "canary",
+        "no analysis step runs a smoke test",
+    ),
+    Defect(
+        "scaler-metric-misspelt",
+        "lab",
+        "platform/apps/llamacpp/scaledobject.yaml",
+        "llamacpp:requests_deferred{",
+        "llamacpp:requests_waiting{",
+        "canary",
+        "llamacpp:requests_waiting is exported neither by Traefik nor by the llamacpp server",
+    ),
+    # every image has a recorded origin
+    Defect(
+        "image-origin-unrecorded",
+        "lab",
+        "platform/apps/llamacpp/kustomization.yaml",
+        "  - name: ghcr.io/ggml-org/llama.cpp\n",
+        "  - name: ghcr.io/ggml-org/llama.cpp\n    newName: ghcr.io/someone/llama.cpp\n",
+        "images",
+        "ghcr.io/someone/llama.cpp:server-b9935@sha256:295dc98",
+    ),
+    Defect(
+        "image-digest-not-the-recorded-one",
+        "lab",
+        "platform/apps/llamacpp/kustomization.yaml",
+        "digest: sha256:295dc9897fa8a643e4a513fbcaada51d3b8db4b0afa4fda7aeae2386757de58b",
+        "digest: sha256:" + "1" * 64,
+        "images",
+        "digest differs from the one whose origin is recorded",
+    ),
+    Defect(
+        "image-placeholder-not-overridden",
+        "store-berlin",
+        "sites/store-berlin/images.yaml",
+        "    - name: registry.invalid/edgeslm/llamaedge\n",
+        "    - name: registry.invalid/edgeslm/llamaedge-other\n",
+        "images",
+        "still the placeholder of an image the project builds (images/llamaedge)",
+    ),
+    Defect(
+        "image-record-without-source",
+        "lab",
+        "platform/images.yaml",
+        "      readFrom: >-\n        not read from Docker Hub here",
+        "      readFromX: >-\n        not read from Docker Hub here",
+        "images",
+        "needs `digest` and `readFrom`",
     ),
 ]
 

@@ -411,7 +411,7 @@ DEFECTS = [
         "image-latest",
         "lab",
         "platform/apps/llamacpp/kustomization.yaml",
-        "    newTag: server\n",
+        "    newTag: server-b9935\n",
         "    newTag: latest\n",
         "images",
         "latest tag is not allowed",

@@ -1,33 +1,46 @@
 # Copyright (c) edgeslm maintainers
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Accuracy of the memory estimate against what llama.cpp itself allocates.
+"""Accuracy of the memory estimate against what llama.cpp itself allocates, part by part.
 
-For each configuration (real architecture layouts written with the gguf package, sparse so
-they cost no disk), a child process loads the model with llama-cpp-python (which builds
-llama.cpp from source), with llama-server's defaults that matter here (n_batch = n_ubatch =
-512, one slot, sliding-window cache not forced to full size), evaluates a short prompt and
-reports its RSS. The parent reads llama.cpp's own log lines for the model, KV, compute and
-output buffers and compares them, part by part, with `estimate_from_description`.
+For each configuration (real architecture layouts written with the gguf package as sparse
+files, or quantized from one with llama-quantize), llama-server runs with exactly the command
+line the collection generates for the serving configuration (_serving.llama_server_args), and
+the benchmark reads:
 
-`llama.cpp total` = the buffers llama.cpp reports + the child's RSS before the model was
-loaded (interpreter + libllama). It does not include the tokenizer tables (llama.cpp does
-not report them), which our `overhead` counts, so ours is expected slightly above it.
+* llama.cpp's own buffer report: model buffers (CPU_Mapped, CPU_REPACK, CPU when not mapped),
+  KV cache, compute and output buffers;
+* the process's memory after load (idle) and its peak after a prompt that fills one
+  micro-batch (VmHWM), with the model file's resident pages from /proc/PID/smaps;
+* llama-fit-params' own estimate for the same settings, where it applies.
 
-usage: python benchmarks/accuracy_llamacpp.py [--dir DIR] [--prompt 64]
-       (needs benchmarks/requirements.txt; prints a Markdown table)
+and compares each with the collection's estimate (_memory.estimate) for the same model,
+serving configuration and CPU (this machine's x86-64 AVX2 build: _memory.CPU_PROFILES).
+
+Definitions (benchmarks/README.md explains them):
+* weights (plain) = the weights llama.cpp does not repack; llama.cpp's figure is its `CPU model
+  buffer` when it loads without mmap (a second, load-only run when the configuration maps the
+  file: CPU_Mapped is the file span between the first and last plain tensor, which includes
+  the source bytes of repacked tensors);
+* process overhead = what the process holds besides llama.cpp's buffers, the larger of: idle
+  RSS minus the model file's resident pages, KV cache, repacked and loaded weights; and the
+  peak RSS (less the repacked tensors' file pages) minus all of llama.cpp's buffers. Without
+  flash attention a second prompt fills the slot's context, so the scores and the CPU work
+  buffer reach their full size;
+* llama.cpp total = plain + repacked weights + KV + compute + output + measured overhead.
+
+usage: python benchmarks/accuracy_llamacpp.py [--dir DIR] [--only NAME...] [--json OUT]
+       (needs the llama.cpp 0.3.36 tools: LLAMA_CPP_BIN, default /work/cache/llama.cpp-0.3.36/bin)
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,162 +48,354 @@ from checkout import use_checkout  # benchmarks/ is sys.path[0] when a benchmark
 
 use_checkout()
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import read_gguf  # noqa: E402
-from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import estimate_from_description  # noqa: E402
+from llama_probe import BIN_DIR, MIB, fit_params, run_server  # noqa: E402
 
-MIB = 1 << 20
-KV_TYPE_IDS = {"f16": 1, "q8_0": 8, "q4_0": 2}
+from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import read_gguf  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (  # noqa: E402
+    CPU_PROFILES,
+    MemoryEstimate,
+    describe_gguf,
+    estimate_from_description,
+)
+from ansible_collections.edgeslm.pi5.plugins.module_utils._serving import (  # noqa: E402
+    ServingConfig,
+    llama_server_args,
+)
+
+CPU = CPU_PROFILES["x86-64-avx2"]
+GOAL = 10.0  # percent, every part and the total
 
 
 @dataclass(frozen=True)
 class Config:
+    name: str
     preset: str
-    weight_type: str | None  # override of the preset's 2-D weight type
-    ctx: int
-    flash_attention: bool
-    kv_type: str = "f16"
+    weight_type: str  # GGML type written directly, or a llama-quantize type after "quantize:"
+    serving: ServingConfig
+    note: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    full_context: bool = True  # also run a prompt that fills the context (slow on big models)
 
     @property
     def file_name(self) -> str:
-        return f"{self.preset}-{self.weight_type or 'default'}.gguf"
+        return f"{self.preset}-{self.weight_type.replace(':', '-')}.gguf"
 
 
-CONFIGS = [
-    Config("tinyllama-1.1b", None, 2048, True),
-    Config("tinyllama-1.1b", None, 8192, False),
-    Config("tinyllama-1.1b", None, 8192, True, "q8_0"),
-    Config("qwen2.5-0.5b", None, 2048, True),
-    Config("qwen2.5-0.5b", "Q4_0", 8192, True),
-    Config("llama3.2-1b", None, 4096, True),
-    Config("gemma2-2b", None, 2048, True),
-    Config("gemma2-2b", None, 8192, True),
+def S(**kwargs: Any) -> ServingConfig:  # a short constructor for the table below
+    return ServingConfig(**kwargs)
+
+
+CONFIGS: list[Config] = [
+    Config("tinyllama-q8", "tinyllama-1.1b", "Q8_0", S(context_per_slot=2048, flash_attention=True), "baseline"),
+    Config(
+        "tinyllama-q40-2slots",
+        "tinyllama-1.1b",
+        "Q4_0",
+        S(context_per_slot=2048, parallel=2),
+        "per-slot streams, scores without FA, Q4_0 repacked",
+    ),
+    Config(
+        "qwen25-q8-ub1024",
+        "qwen2.5-0.5b",
+        "Q8_0",
+        S(context_per_slot=4096, batch=2048, ubatch=1024, flash_attention=True),
+        "micro-batch 1024, 152k BPE",
+    ),
+    Config(
+        "qwen25-q4km-q8cache",
+        "qwen2.5-0.5b",
+        "quantize:Q4_K_M",
+        S(context_per_slot=8192, flash_attention=True, cache_type_k="q8_0", cache_type_v="q8_0"),
+        "llama-quantize Q4_K_M mix, q8_0 cache",
+    ),
+    Config(
+        "llama32-unified-2",
+        "llama3.2-1b",
+        "Q8_0",
+        S(context_per_slot=4096, parallel=2, kv_unified=True, flash_attention=True),
+        "unified KV, 128k BPE + 280k merges",
+    ),
+    Config(
+        "gemma2-q40-swa", "gemma2-2b", "Q4_0", S(context_per_slot=2048, flash_attention=True), "SWA, tied, repacked"
+    ),
+    Config(
+        "gemma2-2slots-nofa",
+        "gemma2-2b",
+        "Q8_0",
+        S(context_per_slot=4096, parallel=2),
+        "SWA per stream, soft-capped scores",
+    ),
+    Config(
+        "qwen3-16k-q8cache",
+        "qwen3-0.6b",
+        "Q8_0",
+        S(context_per_slot=16384, flash_attention=True, cache_type_k="q8_0", cache_type_v="q8_0"),
+        "wide queries, Hadamard-rotated q8_0 cache",
+    ),
+    Config(
+        "qwen3-q4k-ub2048",
+        "qwen3-0.6b",
+        "Q4_K",
+        S(context_per_slot=4096, parallel=2, batch=2048, ubatch=2048),
+        "micro-batch 2048, 2 streams, Q4_K repacked",
+    ),
+    Config(
+        "phi3-2slots-nofa",
+        "phi3-mini",
+        "Q5_K",
+        S(context_per_slot=2048, parallel=2),
+        "fused QKV, no GQA",
+    ),
+    Config(
+        "phi3-q40k-ub1024",
+        "phi3-mini",
+        "Q5_K",
+        S(context_per_slot=2048, batch=1024, ubatch=1024, flash_attention=True, cache_type_k="q4_0"),
+        "q4_0 K over head 96 (no rotation)",
+    ),
+    Config(
+        "smollm2-ub2048",
+        "smollm2-360m",
+        "Q8_0",
+        S(context_per_slot=8192, batch=2048, ubatch=2048),
+        "micro-batch 2048, scores",
+    ),
+    Config(
+        "smollm2-4slots-ub256",
+        "smollm2-360m",
+        "Q8_0",
+        S(context_per_slot=2048, parallel=4, batch=256, ubatch=256, flash_attention=True),
+        "4 streams, micro-batch 256",
+    ),
+    Config(
+        "gemma3-2slots",
+        "gemma3-1b",
+        "Q8_0",
+        S(context_per_slot=4096, parallel=2, flash_attention=True),
+        "SWA 512 per stream, 262k SPM",
+    ),
+    Config(
+        "gemma3-nommap-nofa",
+        "gemma3-1b",
+        "Q8_0",
+        S(context_per_slot=8192, batch=1024, ubatch=1024, mmap=False),
+        "--load-mode none, micro-batch 1024",
+    ),
+    Config(
+        "llama-ffn8x-q6k",
+        "llama-ffn8x",
+        "Q6_K",
+        S(context_per_slot=4096, batch=1024, ubatch=1024, flash_attention=True),
+        "8x FFN, Q6_K (tiled scratch)",
+    ),
+    Config(
+        "qwen-nogqa-q8k",
+        "qwen2-nogqa",
+        "Q8_0",
+        S(context_per_slot=4096, cache_type_k="q8_0"),
+        "no GQA, q8_0 K without FA",
+    ),
+    Config(
+        "moe-2slots", "qwen3moe-mini", "Q8_0", S(context_per_slot=4096, parallel=2, flash_attention=True), "MoE 16x4"
+    ),
+    Config("moe-q40-nofa", "qwen3moe-mini", "Q4_0", S(context_per_slot=2048), "MoE experts repacked (3-D)"),
 ]
 
 
 def write_file(work: Path, config: Config) -> Path:
-    from gguf import GGMLQuantizationType, LlamaFileType
+    from gguf import GGMLQuantizationType
 
     from ansible_collections.edgeslm.pi5.tests.unit.gguf_factory import PRESETS, write_model
 
     path = work / config.file_name
-    if not path.exists():
-        spec = PRESETS[config.preset]
-        if config.weight_type:
-            spec = replace(
-                spec,
-                weight_type=GGMLQuantizationType[config.weight_type],
-                file_type=LlamaFileType[f"MOSTLY_{config.weight_type}"],
+    if path.exists():
+        return path
+    spec = replace(PRESETS[config.preset], **config.overrides)
+    if config.weight_type.startswith("quantize:"):
+        source = work / f"{config.preset}-F16.gguf"
+        if not source.exists():
+            write_model(
+                source,
+                replace(spec, weight_type=GGMLQuantizationType.F16, file_type=None, type_overrides={}),
+                sparse=True,
             )
-        write_model(path, spec, sparse=True)
+        target = config.weight_type.split(":", 1)[1]
+        subprocess.run(
+            [str(BIN_DIR / "llama-quantize"), str(source), str(path), target, "2"],
+            check=True,
+            capture_output=True,
+            timeout=3600,
+        )
+        return path
+    qtype = GGMLQuantizationType[config.weight_type]
+    spec = replace(spec, weight_type=qtype, file_type=None, type_overrides={})
+    write_model(path, spec, sparse=True)
     return path
 
 
-def _status() -> dict[str, int]:
-    text = Path("/proc/self/status").read_text()
-    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-    return {k: int(re.search(rf"{k}:\s+(\d+)", text).group(1)) * 1024 for k in keys}  # type: ignore[union-attr]
-
-
-def probe(path: str, ctx: int, flash_attention: bool, kv_type: str, prompt: int) -> None:
-    """Child: load with llama.cpp, evaluate a prompt, print RSS figures as JSON on stdout."""
-    llama_cpp = importlib.import_module("llama_cpp")  # built by benchmarks/requirements.txt, not in .venv
-
-    before = _status()
-    model = llama_cpp.Llama(
-        model_path=path,
-        n_ctx=ctx,
-        n_batch=512,
-        n_ubatch=512,
-        n_threads=2,
-        flash_attn=flash_attention,
-        type_k=KV_TYPE_IDS[kv_type],
-        type_v=KV_TYPE_IDS[kv_type],
-        swa_full=False,
-        verbose=True,
-    )
-    model.eval(list(range(10, 10 + prompt)))
-    after = _status()
-    print(json.dumps({"before": before, "after": after}))
-
-
-def _mib_lines(pattern: str, log: str) -> float:
-    return sum(float(m) for m in re.findall(pattern + r"\s*=\s*([0-9.]+) MiB", log)) * MIB
-
-
-def run_config(path: Path, config: Config, prompt: int) -> dict[str, Any]:
-    argv = [sys.executable, __file__, "--probe", str(path), str(config.ctx), str(int(config.flash_attention))]
-    argv += [config.kv_type, str(prompt)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
-    log = proc.stderr
-    rss = json.loads(proc.stdout.strip().splitlines()[-1])
-    reported = {
-        "model_mapped": _mib_lines(r"CPU_Mapped model buffer size", log),
-        "model_repack": _mib_lines(r"CPU_REPACK model buffer size", log),
-        "kv_cache": _mib_lines(r"CPU KV buffer size", log),
-        "compute": _mib_lines(r"CPU compute buffer size", log),
-        "output": _mib_lines(r"CPU\s+output buffer size", log),
+def measure(path: Path, config: Config, with_fit: bool) -> dict[str, Any]:
+    serving = config.serving
+    args = llama_server_args(serving, model_path=str(path), alias=config.name, host="127.0.0.1", port=0, metrics=False)
+    info = read_gguf(path)
+    desc = describe_gguf(info)
+    # one prompt that fills one micro-batch; without flash attention also one that fills the
+    # slot's context (the scores and the work buffer reach their reserved size only when every
+    # cell is attended; with flash attention they do not grow with the cells)
+    prompts = [min(serving.ubatch, serving.batch, serving.context_per_slot - 64)]
+    if not serving.flash_attention and config.full_context:
+        # llama-server caps a slot at the trained context (tools/server/server-context.cpp)
+        prompts.append(min(serving.context_per_slot, int(desc.get("context_length") or 1 << 30)) - 16)
+    probe = run_server(str(path), args, prompts=tuple(prompts), vocab=int(desc["vocab_size"]))
+    buffers = probe.buffers
+    plain = buffers["loaded"]
+    if serving.mmap and buffers["repacked"]:
+        # what llama.cpp keeps unrepacked, as it reports it when it does not map the file
+        plain = run_server(str(path), [*args, "--load-mode", "none"]).buffers["loaded"]
+    elif serving.mmap:
+        plain = buffers["mapped"]
+    idle = probe.idle
+    assert idle is not None
+    buffers_total = plain + buffers["repacked"] + buffers["kv_cache"] + buffers["compute"] + buffers["output"]
+    # the process beyond llama.cpp's buffers: after load, and at the peak (work buffer, sampler)
+    idle_rest = idle.rss - idle.model_file_rss - buffers["kv_cache"] - buffers["repacked"] - buffers["loaded"]
+    last = probe.peaks[-1]
+    peak_needed = last.hwm - min(last.model_file_rss, buffers["repacked"])
+    process = max(idle_rest, peak_needed - buffers_total)
+    est = estimate_from_description(desc, serving, cpu=CPU)
+    fit = None
+    if with_fit and not serving.kv_unified:
+        fit_args = ["-c", str(serving.total_context), "-np", str(serving.parallel), "-b", str(serving.batch)]
+        fit_args += ["-ub", str(serving.ubatch), "-ctk", serving.cache_type_k, "-ctv", serving.cache_type_v]
+        fit_args += ["-fa", "on" if serving.flash_attention else "off"]
+        fit = fit_params(str(path), fit_args)
+    return {
+        "config": config,
+        "desc": desc,
+        "buffers": buffers,
+        "plain": plain,
+        "process": process,
+        "idle_rest": idle_rest,
+        "peak_ubatch": probe.peaks[0].hwm,
+        "peak": last.hwm,
+        "peak_file": last.model_file_rss,
+        "peak_needed": peak_needed,
+        "estimate": est,
+        "fit": fit,
     }
-    est = estimate_from_description(
-        read_gguf(path).description(),
-        context_length=config.ctx,
-        kv_cache_type=config.kv_type,
-        flash_attention=config.flash_attention,
-    )
-    base = rss["before"]["VmRSS"]
-    llama_total = reported["model_mapped"] + reported["kv_cache"] + reported["compute"] + reported["output"] + base
-    return {"config": config, "reported": reported, "estimate": est, "rss": rss, "llama_total": llama_total}
 
 
-def _pct(ours: float, theirs: float) -> str:
-    return f"{(ours - theirs) / theirs * 100:+.1f}%" if theirs else "n/a"
+def _pct(ours: float, theirs: float) -> float:
+    return (ours - theirs) / theirs * 100 if theirs else 0.0
 
 
-def table(results: list[dict[str, Any]]) -> None:
-    print(
-        "| model | weights | ctx | FA | KV | weights ours / llama.cpp MiB | KV ours / llama.cpp | "
-        "compute ours / llama.cpp | total ours / llama.cpp (diff) | RSS after prompt |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    worst = 0.0
+def _cell(ours: float, theirs: float, worst: list[float], rounding: float = 0.0) -> str:
+    """ours / theirs (diff); `rounding`: llama.cpp prints buffers to 0.01 MiB, so closer counts as equal."""
+    if not theirs and not ours:
+        return "0 / 0"
+    diff = 0.0 if abs(ours - theirs) <= rounding else _pct(ours, theirs)
+    worst.append(abs(diff) if theirs else 0.0)
+    return f"{ours / MIB:.1f} / {theirs / MIB:.1f} ({diff:+.1f}%)"
+
+
+def llama_total(r: dict[str, Any]) -> float:
+    b = r["buffers"]
+    total: float = r["plain"] + b["repacked"] + b["kv_cache"] + b["compute"] + b["output"] + r["process"]
+    return total
+
+
+def table(results: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
+    lines = [
+        "| configuration | weights plain | repacked | KV cache | compute | output | process overhead "
+        "| total | peak RSS: micro-batch / full context → less repacked file pages | llama-fit-params "
+        "(model / context / compute) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    worst: dict[str, list[float]] = {
+        k: [] for k in ("plain", "repacked", "kv", "compute", "output", "process", "total")
+    }
+    below = 0
     for r in results:
         c: Config = r["config"]
-        rep, est = r["reported"], r["estimate"]
-        desc_q = read_gguf(r["path"]).quantization
-        repack = f" (+{rep['model_repack'] / MIB:.0f} repack)" if rep["model_repack"] else ""
-        diff = (est.total - r["llama_total"]) / r["llama_total"] * 100
-        worst = max(worst, abs(diff))
-        print(
-            f"| {c.preset} | {desc_q} | {c.ctx} | {'on' if c.flash_attention else 'off'} | {c.kv_type} | "
-            f"{est.weights / MIB:.1f} / {rep['model_mapped'] / MIB:.1f}{repack} | "
-            f"{est.kv_cache / MIB:.1f} / {rep['kv_cache'] / MIB:.1f} | "
-            f"{est.compute / MIB:.1f} / {rep['compute'] / MIB:.1f} | "
-            f"{est.total / MIB:.0f} / {r['llama_total'] / MIB:.0f} ({diff:+.1f}%) | "
-            f"{r['rss']['after']['VmRSS'] / MIB:.0f} ({_pct(est.total, r['rss']['after']['VmRSS'])}) |"
+        b, e = r["buffers"], r["estimate"]
+        assert isinstance(e, MemoryEstimate)
+        total = llama_total(r)
+        peak = r["peak_needed"]  # peak RSS less the repacked tensors' file pages (read once, reclaimable)
+        if e.total < total or e.total < peak:
+            below += 1
+        fit = r["fit"]
+        fit_cell = (
+            f"{fit['model'] / MIB:.0f} / {fit['context'] / MIB:.0f} / {fit['compute'] / MIB:.0f}" if fit else "n/a"
         )
-    print(f"\nworst total difference: {worst:.1f}% (goal: within 10%)")
+        peak_cell = (
+            f"{r['peak_ubatch'] / MIB:.0f} / {r['peak'] / MIB:.0f} → {peak / MIB:.0f} ({_pct(e.total, peak):+.1f}%)"
+            if r["peak"]
+            else "n/a"
+        )
+        rnd = 0.005 * MIB
+        lines.append(
+            f"| {c.name}: {c.note} | {_cell(e.mapped + e.loaded, r['plain'], worst['plain'], rnd)} "
+            f"| {_cell(e.repacked, b['repacked'], worst['repacked'], rnd)} "
+            f"| {_cell(e.kv_cache, b['kv_cache'], worst['kv'], rnd)} "
+            f"| {_cell(e.compute, b['compute'], worst['compute'], rnd)} "
+            f"| {_cell(e.output, b['output'], worst['output'], rnd)} "
+            f"| {_cell(e.process, r['process'], worst['process'])} "
+            f"| {_cell(e.total, total, worst['total'])} | {peak_cell} | {fit_cell} |"
+        )
+    summary = {k: max(v, default=0.0) for k, v in worst.items()}
+    summary["below"] = below
+    return "\n".join(lines), summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", help="keep the sparse model files here")
-    parser.add_argument("--prompt", type=int, default=64, help="prompt tokens evaluated before reading RSS")
-    parser.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help="keep the model files here (sparse; quantized ones are real)")
+    parser.add_argument("--only", nargs="*", help="configuration names")
+    parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--no-fit", action="store_true", help="skip llama-fit-params")
     args = parser.parse_args()
-    if args.probe:
-        path, ctx, fa, kv_type, prompt = args.probe
-        probe(path, int(ctx), fa == "1", kv_type, int(prompt))
-        return
     with tempfile.TemporaryDirectory(prefix="acc-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
         work = Path(args.dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         results = []
         for config in CONFIGS:
+            if args.only and config.name not in args.only:
+                continue
             path = write_file(work, config)
-            result = run_config(path, config, args.prompt)
-            result["path"] = path
+            result = measure(path, config, not args.no_fit)
             results.append(result)
-            print(f"done: {config}", file=sys.stderr)
-        table(results)
+            e = result["estimate"]
+            print(
+                f"done: {config.name}: ours {e.total / MIB:.1f} MiB, llama.cpp {llama_total(result) / MIB:.1f} MiB, "
+                f"peak RSS {result['peak'] / MIB:.1f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+        text, summary = table(results)
+        print(text)
+        print(
+            "\nworst difference per part (%): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in summary.items() if k != "below")
+            + f"; totals below llama.cpp's or the peak RSS: {int(summary['below'])} (goal: every part within "
+            f"{GOAL:.0f}%, none below)"
+        )
+        if args.json:
+            raw = [
+                {
+                    "name": r["config"].name,
+                    "buffers": r["buffers"],
+                    "plain": r["plain"],
+                    "process": r["process"],
+                    "idle_rest": r["idle_rest"],
+                    "peak_needed": r["peak_needed"],
+                    "peak_ubatch": r["peak_ubatch"],
+                    "peak": r["peak"],
+                    "peak_file": r["peak_file"],
+                    "estimate": r["estimate"].as_dict(),
+                    "fit": r["fit"],
+                }
+                for r in results
+            ]
+            Path(args.json).write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ CATALOG_FIELDS: dict[str, ServingField] = {
         "tokens one request can use (the context of one slot; --ctx-size is this times parallel)",
         4096,
         minimum=128,
-        maximum=1 << 20,
+        maximum=(1 << 31) - 1,  # llama.cpp's n_ctx is an int32 (common/common.h)
     ),
     "parallel": ServingField(
         "parallel", "integer", "server slots answering at once (--parallel)", 1, minimum=1, maximum=256
@@ -340,7 +340,18 @@ LLAMA_SERVER_FLAGS: dict[str, ServerFlag] = {
     ),
     "metrics": ServerFlag(("--metrics",), "", "off", f"{_ARG}; common/common.h endpoint_metrics"),
     "no_webui": ServerFlag(("--no-ui", "--no-webui"), "", "web UI on", _ARG),
-    "api_key_file": ServerFlag(("--api-key-file",), "FNAME", "", _ARG),
+    "api_key_file": ServerFlag(
+        ("--api-key-file",),
+        "FNAME",
+        "none: every endpoint but /health and /v1/health open (tools/server/server-http.cpp, public endpoints)",
+        f"{_ARG}; common/common.h api_keys",
+    ),
+    "cors_origins": ServerFlag(
+        ("--cors-origins",),
+        "ORIGINS (comma-separated)",
+        "* (every origin; the server warns when there is no API key either: tools/server/server.cpp)",
+        f"{_ARG}; common/common.h cors_origins; tools/server/server-http.cpp pre-routing handler",
+    ),
 }
 
 
@@ -356,6 +367,7 @@ def llama_server_args(
     host: str,
     port: int,
     api_key_file: str | None = None,
+    cors_origins: str | None = None,
     metrics: bool = True,
     webui: bool = False,
 ) -> list[str]:
@@ -387,6 +399,8 @@ def llama_server_args(
         args.append(_flag("no_webui"))
     if api_key_file:
         args += [_flag("api_key_file"), api_key_file]
+    if cors_origins:
+        args += [_flag("cors_origins"), cors_origins]
     return args
 
 

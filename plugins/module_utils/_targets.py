@@ -21,6 +21,8 @@ from typing import Any
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._capacity import reserve_bytes
 from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (
+    CPU_PROFILES,
+    CpuProfile,
     DescriptionError,
     EstimateError,
     MemoryEstimate,
@@ -28,8 +30,10 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (
     estimate,
     parse_description,
 )
+from ansible_collections.edgeslm.pi5.plugins.module_utils._serving import ServingConfig
 
 __all__ = [
+    "ARCH_CPUS",
     "DEFAULT_RESERVE",
     "TARGETS",
     "DescriptionError",
@@ -38,6 +42,7 @@ __all__ = [
     "Target",
     "TargetError",
     "check_fit",
+    "cpu_profile",
     "format_bytes",
     "get_target",
 ]
@@ -71,6 +76,7 @@ class Target:
     reserve_bytes: int
     description: str
     max_context: int | None = None
+    cpu: str | None = None  # _memory.CPU_PROFILES name: what llama.cpp's CPU backend repacks there
 
     @property
     def available_bytes(self) -> int:
@@ -85,11 +91,19 @@ class Target:
             "available_bytes": self.available_bytes,
             "description": self.description,
             "max_context": self.max_context,
+            "cpu": self.cpu,
         }
 
 
 def _pi5(gib: int) -> Target:
-    return Target(f"pi5-{gib}gb", "cpu", gib * GIB, DEFAULT_RESERVE, f"Raspberry Pi 5 {gib} GB, Cortex-A76 CPU")
+    return Target(
+        f"pi5-{gib}gb", "cpu", gib * GIB, DEFAULT_RESERVE, f"Raspberry Pi 5 {gib} GB, Cortex-A76 CPU", cpu="cortex-a76"
+    )
+
+
+# The CPU llama.cpp runs on by node architecture: a Pi 5 (arm64) or an amd64 lab node (the
+# project's llama-server image is built with GGML_NATIVE=OFF: AVX2, no AVX-512).
+ARCH_CPUS: dict[str, str] = {"arm64": "cortex-a76", "amd64": "x86-64-avx2"}
 
 
 TARGETS: dict[str, Target] = {
@@ -168,7 +182,19 @@ def _target_from_mapping(spec: Mapping[str, Any]) -> Target:
     if max_ctx is not None and (isinstance(max_ctx, bool) or not isinstance(max_ctx, int) or max_ctx < 1):
         raise TargetError(f"target field 'max_context' must be a positive integer, got {max_ctx!r}")
     text = spec.get("description", base.description if base else f"custom {kind} target")
-    return Target(name, kind, memory, reserve, str(text), max_ctx)
+    cpu = spec.get("cpu", base.cpu if base else ("cortex-a76" if kind == "cpu" else None))
+    if cpu is not None and cpu not in CPU_PROFILES:
+        raise TargetError(f"target field 'cpu' must be one of {', '.join(CPU_PROFILES)}, got {cpu!r}")
+    return Target(name, kind, memory, reserve, str(text), max_ctx, cpu)
+
+
+def cpu_profile(target: Target, arch: str | None = None) -> CpuProfile:
+    """The CPU profile the estimate uses on `target`; `arch` (arm64 | amd64) overrides it for lab nodes."""
+    if arch is not None:
+        if arch not in ARCH_CPUS:
+            raise TargetError(f"arch must be one of {', '.join(ARCH_CPUS)}, got {arch!r}")
+        return CPU_PROFILES[ARCH_CPUS[arch]]
+    return CPU_PROFILES[target.cpu or "cortex-a76"]
 
 
 def get_target(target: str | Mapping[str, Any]) -> Target:
@@ -230,9 +256,14 @@ def check_fit(
     mmap: bool = True,
     flash_attention: bool = True,
     runtime: str = "llama.cpp",
+    serving: ServingConfig | None = None,
+    arch: str | None = None,
 ) -> FitResult:
     """Every reason the described model cannot be served on `target` at `context_length`.
 
+    With `serving` (a _serving.ServingConfig) the estimate uses it and `context_length` may be
+    its context_per_slot; otherwise the keyword arguments describe the server. The target's
+    CPU profile (or `arch`'s: arm64 | amd64) decides which weights are repacked.
     Raises DescriptionError/TargetError/EstimateError (ValueError) for invalid input;
     a model that is valid but does not fit is a FitResult with fits=False.
     """
@@ -254,13 +285,15 @@ def check_fit(
         return FitResult(not hef_problems, hef_problems, needed, available, warnings, None, tgt)
     est = estimate(
         model,
+        serving,
+        runtime=runtime,
+        cpu=cpu_profile(tgt, arch),
         context_length=context_length,
         kv_cache_type=kv_cache_type,
         batch_size=batch_size,
         parallel=parallel,
         mmap=mmap,
         flash_attention=flash_attention,
-        runtime=runtime,
     )
     if est.total > available:
         problems.append(

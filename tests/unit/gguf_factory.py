@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Write real GGUF files with the `gguf` package's GGUFWriter, for tests and benchmarks.
 
-The files carry real architecture layouts (llama, qwen2, gemma2) with the metadata
-llama.cpp needs to load them: hyper-parameters, a tokenizer (SPM or GPT-2 BPE) and one
-tensor per weight. Weights are zero blocks (valid for every GGML type: scale 0), or a
-file hole with `sparse=True`, so a multi-GB model costs no disk. Norms are ones so a
-runtime can run a forward pass.
+The files carry real architecture layouts (llama, qwen2, qwen3, qwen3moe, phi3, gemma2,
+gemma3) with the metadata llama.cpp needs to load them: hyper-parameters, a tokenizer (SPM,
+GPT-2 BPE, WordPiece or Unigram) and one tensor per weight. Weights are zero blocks (valid
+for every GGML type: scale 0), or a file hole with `sparse=True`, so a multi-GB model costs
+no disk. Norms are ones so a runtime can run a forward pass.
 
 Reusable outside pytest: `python tests/unit/gguf_factory.py OUT.gguf --preset llama-tiny`.
 """
@@ -48,10 +48,18 @@ class ModelSpec:
     tied_embeddings: bool = False
     extra_metadata: dict[str, object] = field(default_factory=dict)
     head_dim_override: int | None = None  # Gemma's heads are wider than embedding/heads
+    tokenizer: str = ""  # "spm" | "bpe" | "wpm" | "ugm"; default: bpe when merges > 0, else spm
+    expert_count: int = 0  # MoE (qwen3moe): experts per layer and experts used per token
+    expert_used_count: int = 0
+    expert_feed_forward_length: int = 0
 
     @property
     def head_dim(self) -> int:
         return self.head_dim_override or self.embedding_length // self.head_count
+
+    @property
+    def tokenizer_model(self) -> str:
+        return self.tokenizer or ("bpe" if self.merges else "spm")
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -151,33 +159,144 @@ PRESETS: dict[str, ModelSpec] = {
         weight_type=Q.Q8_0,
         tied_embeddings=True,
     ),
+    # Shapes of the accuracy benchmark (issue 12): fused QKV, wide queries, sliding window, MoE.
+    "qwen3-0.6b": ModelSpec(
+        arch="qwen3",
+        name="Qwen3-0.6B",
+        block_count=28,
+        embedding_length=1024,
+        feed_forward_length=3072,
+        head_count=16,
+        head_count_kv=8,
+        context_length=40960,
+        vocab_size=151936,
+        merges=151387,
+        tied_embeddings=True,
+        head_dim_override=128,
+    ),
+    "phi3-mini": ModelSpec(
+        arch="phi3",
+        name="Phi-3-mini-4k",
+        block_count=32,
+        embedding_length=3072,
+        feed_forward_length=8192,
+        head_count=32,
+        head_count_kv=32,
+        context_length=4096,
+        vocab_size=32064,
+    ),
+    "smollm2-360m": ModelSpec(
+        name="SmolLM2-360M",
+        block_count=32,
+        embedding_length=960,
+        feed_forward_length=2560,
+        head_count=15,
+        head_count_kv=5,
+        context_length=8192,
+        vocab_size=49152,
+        merges=48900,
+        tied_embeddings=True,
+        head_dim_override=64,
+    ),
+    "gemma3-1b": ModelSpec(
+        arch="gemma3",
+        name="Gemma-3-1B",
+        block_count=26,
+        embedding_length=1152,
+        feed_forward_length=6912,
+        head_count=4,
+        head_count_kv=1,
+        context_length=32768,
+        vocab_size=262144,
+        weight_type=Q.Q8_0,
+        sliding_window=512,
+        tied_embeddings=True,
+        head_dim_override=256,
+    ),
+    "llama-ffn8x": ModelSpec(
+        name="Llama-FFN8x",
+        block_count=8,
+        embedding_length=1024,
+        feed_forward_length=8192,
+        head_count=16,
+        head_count_kv=4,
+        context_length=8192,
+        vocab_size=32000,
+    ),
+    "qwen2-nogqa": ModelSpec(
+        arch="qwen2",
+        name="Qwen1.5-0.5B",
+        block_count=24,
+        embedding_length=1024,
+        feed_forward_length=2816,
+        head_count=16,
+        head_count_kv=16,
+        context_length=32768,
+        vocab_size=151936,
+        merges=151387,
+        tied_embeddings=True,
+    ),
+    "qwen3moe-mini": ModelSpec(
+        arch="qwen3moe",
+        name="Qwen3-MoE-mini",
+        block_count=8,
+        embedding_length=1024,
+        feed_forward_length=3072,
+        head_count=16,
+        head_count_kv=4,
+        context_length=32768,
+        vocab_size=32000,
+        head_dim_override=128,
+        expert_count=16,
+        expert_used_count=4,
+        expert_feed_forward_length=512,
+    ),
+    "llama-wpm": ModelSpec(name="Llama-WordPiece", vocab_size=30522, tokenizer="wpm"),
+    "llama-ugm": ModelSpec(name="Llama-Unigram", vocab_size=32128, tokenizer="ugm"),
 }
 
 
 def _tensor_plan(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...], GGMLQuantizationType]]:
-    """(name, ggml shape ne0-first, type) for every tensor of the architecture."""
+    """(name, ggml shape ne0-first, type) for every tensor of the architecture (src/models/<arch>.cpp)."""
     e, f, v = spec.embedding_length, spec.feed_forward_length, spec.vocab_size
     kv = spec.head_dim * spec.head_count_kv
     q = spec.head_dim * spec.head_count
+    gemma = spec.arch in ("gemma2", "gemma3")
     yield "token_embd.weight", (e, v), spec.weight_type
     for i in range(spec.block_count):
         b = f"blk.{i}"
         yield f"{b}.attn_norm.weight", (e,), Q.F32
-        yield f"{b}.attn_q.weight", (e, q), spec.weight_type
-        yield f"{b}.attn_k.weight", (e, kv), spec.weight_type
-        yield f"{b}.attn_v.weight", (e, kv), spec.weight_type
+        if spec.arch == "phi3":
+            yield f"{b}.attn_qkv.weight", (e, q + 2 * kv), spec.weight_type
+        else:
+            yield f"{b}.attn_q.weight", (e, q), spec.weight_type
+            yield f"{b}.attn_k.weight", (e, kv), spec.weight_type
+            yield f"{b}.attn_v.weight", (e, kv), spec.weight_type
         if spec.arch == "qwen2":
             yield f"{b}.attn_q.bias", (q,), Q.F32
             yield f"{b}.attn_k.bias", (kv,), Q.F32
             yield f"{b}.attn_v.bias", (kv,), Q.F32
+        if spec.arch in ("qwen3", "qwen3moe", "gemma3"):
+            yield f"{b}.attn_q_norm.weight", (spec.head_dim,), Q.F32
+            yield f"{b}.attn_k_norm.weight", (spec.head_dim,), Q.F32
         yield f"{b}.attn_output.weight", (q, e), spec.weight_type
-        if spec.arch == "gemma2":
+        if gemma:
             yield f"{b}.post_attention_norm.weight", (e,), Q.F32
             yield f"{b}.post_ffw_norm.weight", (e,), Q.F32
         yield f"{b}.ffn_norm.weight", (e,), Q.F32
-        yield f"{b}.ffn_gate.weight", (e, f), spec.weight_type
-        yield f"{b}.ffn_up.weight", (e, f), spec.weight_type
-        yield f"{b}.ffn_down.weight", (f, e), spec.weight_type
+        if spec.expert_count:
+            n, ff = spec.expert_count, spec.expert_feed_forward_length or f
+            yield f"{b}.ffn_gate_inp.weight", (e, n), Q.F32
+            yield f"{b}.ffn_gate_exps.weight", (e, ff, n), spec.weight_type
+            yield f"{b}.ffn_up_exps.weight", (e, ff, n), spec.weight_type
+            yield f"{b}.ffn_down_exps.weight", (ff, e, n), spec.weight_type
+        elif spec.arch == "phi3":
+            yield f"{b}.ffn_up.weight", (e, 2 * f), spec.weight_type
+            yield f"{b}.ffn_down.weight", (f, e), spec.weight_type
+        else:
+            yield f"{b}.ffn_gate.weight", (e, f), spec.weight_type
+            yield f"{b}.ffn_up.weight", (e, f), spec.weight_type
+            yield f"{b}.ffn_down.weight", (f, e), spec.weight_type
     yield "output_norm.weight", (e,), Q.F32
     if not spec.tied_embeddings:
         yield "output.weight", (e, v), spec.weight_type
@@ -211,21 +330,47 @@ def _bytes_to_unicode() -> list[str]:
 
 def _add_tokenizer(w: gguf.GGUFWriter, spec: ModelSpec) -> None:
     n = spec.vocab_size
-    if spec.merges:
+    kind = spec.tokenizer_model
+    if kind == "bpe":
         base = _bytes_to_unicode()
         tokens = base + [f"t{i}" for i in range(n - len(base))]
         w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre("qwen2" if spec.arch == "qwen2" else "llama-bpe")
+        w.add_tokenizer_pre("qwen2" if spec.arch.startswith("qwen") else "llama-bpe")
         w.add_token_list(tokens[:n])
         w.add_token_types([1] * n)
         w.add_token_merges([f"t{i % 1000} t{(i // 1000) % 1000}" for i in range(spec.merges)])
         w.add_bos_token_id(n - 2)
         w.add_eos_token_id(n - 1)
         return
+    if kind == "wpm":
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokens = specials + [f"w{i}" if i % 2 else f"##w{i}" for i in range(n - len(specials))]
+        w.add_tokenizer_model("bert")
+        w.add_token_list(tokens[:n])
+        w.add_token_types([3] * len(specials) + [1] * (n - len(specials)))
+        w.add_unk_token_id(1)
+        w.add_bos_token_id(2)
+        w.add_eos_token_id(3)
+        w.add_pad_token_id(0)
+        return
+    if kind == "ugm":
+        specials = ["<pad>", "</s>", "<unk>"]
+        tokens = specials + [f"\u2581u{i}" for i in range(n - len(specials))]
+        w.add_tokenizer_model("t5")
+        w.add_token_list(tokens[:n])
+        w.add_token_scores([0.0, 0.0, 0.0] + [float(-1 - i / n) for i in range(n - 3)])
+        w.add_token_types([3, 3, 2] + [1] * (n - 3))
+        w.add_pad_token_id(0)
+        w.add_eos_token_id(1)
+        w.add_unk_token_id(2)
+        return
     specials = ["<unk>", "<s>", "</s>"]
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
     tokens = specials + byte_tokens + [f"\u2581w{i}" for i in range(n - len(specials) - len(byte_tokens))]
     types = [2, 3, 3] + [6] * 256 + [1] * (n - 259)
+    if spec.arch == "phi3":
+        # llama.cpp sets attributes on <|endoftext|> for Phi-3 vocabularies (src/llama-vocab.cpp)
+        tokens[n - 1], types[n - 1] = "<|endoftext|>", 3
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens[:n])
     w.add_token_scores([float(-i) for i in range(n)])
@@ -246,12 +391,17 @@ def _add_hparams(w: gguf.GGUFWriter, spec: ModelSpec) -> None:
     w.add_rope_dimension_count(spec.head_dim)
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-6)
-    if spec.arch == "gemma2" or spec.head_dim_override:
+    if spec.arch in ("gemma2", "gemma3") or spec.head_dim_override:
         w.add_key_length(spec.head_dim)
         w.add_value_length(spec.head_dim)
     if spec.arch == "gemma2":
         w.add_float32(f"{spec.arch}.attn_logit_softcapping", 50.0)
         w.add_float32(f"{spec.arch}.final_logit_softcapping", 30.0)
+    if spec.expert_count:
+        w.add_expert_count(spec.expert_count)
+        w.add_expert_used_count(spec.expert_used_count)
+        if spec.expert_feed_forward_length:
+            w.add_expert_feed_forward_length(spec.expert_feed_forward_length)
     if spec.sliding_window:
         w.add_sliding_window(spec.sliding_window)
     if spec.file_type is not None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _gguf as G
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _memory as M
+from ansible_collections.edgeslm.pi5.plugins.module_utils._serving import ServingConfig, ServingError
 from ansible_collections.edgeslm.pi5.tests.unit.gguf_factory import PRESETS, write_model
 
 MIB = 1 << 20
@@ -71,44 +73,57 @@ def test_parallel_slots_multiply_the_cache() -> None:
 
 
 def test_weights_from_bpw_when_bytes_unknown() -> None:
-    est = M.estimate_from_description(QWEN15, context_length=512)
+    est = M.estimate_from_description(QWEN15, context_length=512, cpu="none")
     assert est.weights == int(QWEN15["parameter_count"] * 4.85 / 8)
 
 
+def test_without_tensor_groups_a_repacking_cpu_counts_the_embedding_twice() -> None:
+    """No file read: the embedding is assumed tied, so it is kept for lookups and repacked as the output."""
+    plain = M.estimate_from_description(QWEN15, context_length=512, cpu="none")
+    pi5 = M.estimate_from_description(QWEN15, context_length=512)
+    embedding = int(151936 * 1536 * 4.85 / 8)
+    assert pi5.weights == plain.weights + embedding
+    assert pi5.repacked == plain.weights and pi5.mapped == embedding
+
+
 def test_exact_weights_bytes_win_over_bpw() -> None:
-    est = M.estimate_from_description(_desc(weights_bytes=123_456_789), context_length=512)
+    est = M.estimate_from_description(_desc(weights_bytes=123_456_789), context_length=512, cpu="none")
     assert est.weights == 123_456_789
 
 
 def test_total_is_the_sum_and_mapped_follows_mmap() -> None:
-    est = M.estimate_from_description(QWEN15, context_length=4096)
+    est = M.estimate_from_description(QWEN15, context_length=4096, cpu="none")
     assert est.total == est.weights + est.kv_cache + est.compute + est.overhead
-    assert est.mapped == est.weights
-    assert M.estimate_from_description(QWEN15, context_length=4096, mmap=False).mapped == 0
-    assert set(est.as_dict()) >= {"weights", "kv_cache", "compute", "overhead", "total"}
+    assert est.overhead == est.output + est.process + est.prompt_cache + est.checkpoints
+    assert est.process == est.base + est.tokenizer + est.slots + est.work
+    assert est.mapped == est.weights and est.loaded == 0
+    unmapped = M.estimate_from_description(QWEN15, context_length=4096, mmap=False, cpu="none")
+    assert unmapped.mapped == 0 and unmapped.loaded == est.weights
+    assert set(est.as_dict()) >= {"weights", "kv_cache", "compute", "overhead", "total", "repacked", "output"}
 
 
-def test_compute_output_phase_dominates_for_large_vocab() -> None:
-    est = M.estimate_from_description(QWEN15, context_length=4096)
-    assert est.compute == 512 * (151936 + 2 * 1536) * 4
-
-
-def test_attention_scores_dominate_without_flash_attention_at_long_context() -> None:
+def test_compute_is_the_replayed_allocator() -> None:
+    """_compute.py replays ggml-alloc on the model's graph (test__compute.py checks it against llama.cpp)."""
     fa = M.estimate_from_description(QWEN15, context_length=32768)
     no_fa = M.estimate_from_description(QWEN15, context_length=32768, flash_attention=False)
-    assert no_fa.compute == 512 * 4 * (32768 * 13 + 3 * 1536 + 2 * 1536 + 2 * 256)
-    assert fa.compute < no_fa.compute
+    assert no_fa.compute > 12 * 32768 * 512 * 4  # one layer's scores: heads x cells x tokens, f32
+    assert fa.compute < no_fa.compute / 5
+    assert no_fa.work > fa.work  # the f16 copy of the scores (ggml-cpu.c ggml_graph_plan)
 
 
-def test_flash_attention_over_quantized_cache_adds_f16_k_rows() -> None:
-    f16 = M.estimate_from_description(QWEN15, context_length=4096)
-    q8 = M.estimate_from_description(QWEN15, context_length=4096, kv_cache_type="q8_0")
-    assert q8.compute - f16.compute == 4096 * 128 * 2 * 2
+def test_micro_batch_scales_compute() -> None:
+    qwen = M.parse_description(QWEN15)
+    sizes = [
+        M.estimate(qwen, ServingConfig(context_per_slot=8192, batch=2048, ubatch=u, flash_attention=True)).compute
+        for u in (256, 512, 1024, 2048)
+    ]
+    assert sizes == sorted(sizes) and sizes[-1] > 6 * sizes[0]
 
 
-def test_small_batch_shrinks_compute() -> None:
+def test_small_legacy_batch_is_the_micro_batch() -> None:
     small = M.estimate_from_description(QWEN15, context_length=4096, batch_size=64)
-    assert small.compute == 64 * (151936 + 2 * 1536) * 4
+    assert small.ubatch == 64
+    assert small.compute < M.estimate_from_description(QWEN15, context_length=4096).compute
 
 
 @pytest.mark.parametrize(
@@ -130,24 +145,24 @@ def test_window_larger_than_context_caches_the_context() -> None:
     assert est.kv_cache == 2 * 256 * 2 * 26 * 2048
 
 
-def test_moe_scales_ffn_by_active_experts() -> None:
-    dense = M.estimate_from_description(_desc(vocab_size=1000), context_length=512)
-    moe = M.estimate_from_description(_desc(vocab_size=1000, expert_count=8, expert_used_count=2), context_length=512)
-    assert moe.compute == 512 * 4 * (3 * 8960 * 2 + 1536)
-    assert moe.compute > dense.compute
+def test_moe_compute_follows_the_active_experts() -> None:
+    base = _desc(vocab_size=1000, expert_feed_forward_length=1024)
+    two = M.estimate_from_description(_desc(**base, expert_count=8, expert_used_count=2), context_length=512)
+    four = M.estimate_from_description(_desc(**base, expert_count=8, expert_used_count=4), context_length=512)
+    assert four.compute > two.compute
 
 
-def test_overhead_grows_with_vocabulary_and_runtime() -> None:
-    small = M.estimate_from_description(_desc(vocab_size=32000), context_length=512)
-    large = M.estimate_from_description(_desc(vocab_size=152000), context_length=512)
-    edge = M.estimate_from_description(_desc(vocab_size=32000), context_length=512, runtime="llamaedge")
-    assert large.overhead > small.overhead
-    assert edge.overhead - small.overhead == M.RUNTIMES["llamaedge"] - M.RUNTIMES["llama.cpp"]
+def test_runtime_base_overhead() -> None:
+    cpp = M.estimate_from_description(_desc(vocab_size=32000), context_length=512)
+    assert cpp.base == M.RUNTIMES["llama.cpp"]
+    edge_desc = _desc(vocab_size=32000)
+    edge = M.estimate(M.parse_description(edge_desc), ServingConfig(context_per_slot=512), runtime="llamaedge")
+    assert edge.base == M.RUNTIMES["llamaedge"]
 
 
 def test_estimate_of_a_real_file_uses_exact_tensor_bytes(tmp_path: Path) -> None:
     info = G.read_gguf(write_model(tmp_path / "m.gguf", PRESETS["gemma2-tiny"]))
-    est = M.estimate_from_description(info.description(), context_length=1024)
+    est = M.estimate_from_description(M.describe_gguf(info), context_length=1024, cpu="none")
     assert est.weights == info.weights_bytes
     # 4 layers, pattern 2 -> 2 SWA layers of min(1024, pad(256 + 512)) cells, 2 full of 1024.
     row = (32 + 32) * 4 * 2
@@ -224,12 +239,225 @@ def test_invalid_parameters_are_refused(kwargs: dict[str, Any], message: str) ->
         M.estimate_from_description(QWEN15, **kwargs)
 
 
-def test_quantized_cache_needs_whole_blocks() -> None:
+def test_quantized_cache_needs_whole_blocks_per_head() -> None:
     desc = _desc(key_length=40, value_length=40, head_count_kv=1)
-    with pytest.raises(M.EstimateError, match="not a multiple of the Q8_0 block size"):
+    with pytest.raises(ServingError, match=r"one attention head of qwen2\.5-1\.5b is 40 values wide"):
         M.estimate_from_description(desc, context_length=512, kv_cache_type="q8_0")
 
 
 def test_hef_models_have_no_llama_cpp_estimate() -> None:
     with pytest.raises(M.EstimateError, match="GGUF only"):
         M.estimate_from_description({"name": "q", "format": "hef", "parameter_count": 10}, context_length=512)
+
+
+# --- serving configuration, CPU and overhead (issue 12) ----------------------------------------
+
+QWEN3 = M.parse_description(
+    {
+        "name": "qwen3-0.6b",
+        "architecture": "qwen3",
+        "quantization": "Q8_0",
+        "weights_bytes": 639_000_000,
+        "block_count": 28,
+        "embedding_length": 1024,
+        "feed_forward_length": 3072,
+        "head_count": 16,
+        "head_count_kv": 8,
+        "key_length": 128,
+        "value_length": 128,
+        "vocab_size": 151936,
+        "tokenizer_model": "gpt2",
+        "tokenizer_merges": 151387,
+    }
+)
+GEMMA3 = M.parse_description(
+    {
+        "name": "gemma-3-1b",
+        "architecture": "gemma3",
+        "quantization": "Q8_0",
+        "weights_bytes": 1_000_000_000,
+        "block_count": 26,
+        "embedding_length": 1152,
+        "feed_forward_length": 6912,
+        "head_count": 4,
+        "head_count_kv": 1,
+        "key_length": 256,
+        "value_length": 256,
+        "vocab_size": 262144,
+        "sliding_window": 512,
+        "tokenizer_model": "llama",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("serving", "cells"),
+    [
+        # (serving, KV cells llama.cpp reports: "llama_kv_cache: size = ... (N cells, ..., S/S seqs)" x streams)
+        (ServingConfig(context_per_slot=4096), 4096),
+        (ServingConfig(context_per_slot=4096, parallel=2), 8192),  # 2 streams of 4096
+        (ServingConfig(context_per_slot=1000, parallel=3), 3072),  # pad(3000) / 3 -> pad(1024) x 3
+        (ServingConfig(context_per_slot=1000, parallel=3, kv_unified=True), 3072),  # one stream of pad(3000)
+        (ServingConfig(context_per_slot=130, parallel=2), 512),  # pad(260)=512, /2=256 -> 256 x 2
+    ],
+)
+def test_kv_cells_per_stream(serving: ServingConfig, cells: int) -> None:
+    assert M.estimate(QWEN3, serving).kv_cells == cells
+
+
+@pytest.mark.parametrize(
+    ("serving", "swa_cells"),
+    [
+        # src/llama-kv-cache-iswa.cpp: pad(min(size, n_swa * (unified ? n_seq : 1) + n_ubatch), 256) per stream
+        (ServingConfig(context_per_slot=4096, parallel=2), 2 * 1024),
+        (ServingConfig(context_per_slot=4096, parallel=2, kv_unified=True), 1536),
+        (ServingConfig(context_per_slot=4096, batch=1024, ubatch=1024), 1536),
+        (ServingConfig(context_per_slot=4096, swa_full=True), 4096),
+        (ServingConfig(context_per_slot=512), 512),
+    ],
+)
+def test_sliding_window_cache_per_stream(serving: ServingConfig, swa_cells: int) -> None:
+    est = M.estimate(GEMMA3, serving)
+    assert est.kv_cells_swa == swa_cells
+    row = 2 * 256 * 2  # K + V, one KV head of 256, f16
+    assert est.kv_cache == row * (4 * est.kv_cells + 22 * swa_cells)  # 4 global layers, 22 window layers
+
+
+def test_context_checkpoints_of_sliding_window_models() -> None:
+    serving = ServingConfig(context_per_slot=4096, parallel=2, ctx_checkpoints=3)
+    est = M.estimate(GEMMA3, serving)
+    one = 22 * 1024 * 2 * 256 * 2  # 22 window layers x 1024 cells x (K + V) row
+    assert est.checkpoints == 3 * 2 * one
+    assert M.estimate(GEMMA3, replace(serving, swa_full=True)).checkpoints == 0
+    assert M.estimate(QWEN3, serving).checkpoints == 0  # no window: nothing to checkpoint
+
+
+def test_prompt_cache_is_counted_at_its_bound() -> None:
+    base = M.estimate(QWEN3, ServingConfig())
+    cached = M.estimate(QWEN3, ServingConfig(prompt_cache_mib=256))
+    assert cached.total - base.total == 256 * MIB == cached.prompt_cache
+
+
+def test_output_buffer_is_one_logits_row_per_slot() -> None:
+    # src/llama-context.cpp output_reserve with llama-server's n_outputs_max = n_parallel
+    assert M.estimate(QWEN3, ServingConfig(parallel=3)).output == 3 * 151936 * 4
+
+
+# Which types the CPU backend repacks (ggml/src/ggml-cpu/repack.cpp at 0.3.36): (profile, type, rows).
+REPACK_CASES: list[tuple[str, str, int | None]] = [
+    ("cortex-a76", "Q4_0", 4),
+    ("cortex-a76", "Q4_K", 8),
+    ("cortex-a76", "Q5_K", 8),
+    ("cortex-a76", "Q6_K", 8),
+    ("cortex-a76", "Q8_0", 4),
+    ("cortex-a76", "IQ4_NL", 4),
+    ("cortex-a76", "Q5_0", None),
+    ("cortex-a76", "F16", None),
+    ("x86-64-avx2", "Q4_0", 8),
+    ("x86-64-avx2", "Q4_K", 8),
+    ("x86-64-avx2", "Q8_0", None),
+    ("x86-64-avx2", "Q6_K", None),
+    ("x86-64-avx2", "Q2_K", None),  # needs AVX-512
+    ("none", "Q4_0", None),
+]
+
+
+@pytest.mark.parametrize(("profile", "type_name", "rows"), REPACK_CASES)
+def test_repack_rules(profile: str, type_name: str, rows: int | None) -> None:
+    assert M.CPU_PROFILES[profile].repack_rows(type_name) == rows
+
+
+# Weights llama.cpp repacks, as llama-server reported them on this x86-64 AVX2 build
+# ("CPU_REPACK model buffer size" and, with --load-mode none, "CPU model buffer size"), MiB.
+SPLIT_CASES: list[tuple[str, dict[str, Any], float, float]] = [
+    ("llama-ffn8x", {"block_count": 2, "weight_type": "Q4_0"}, 47.39, 17.60),  # untied: the embedding stays
+    ("llama-ffn8x", {"block_count": 2, "weight_type": "Q4_K"}, 47.39, 17.60),
+    ("llama-ffn8x", {"block_count": 2, "weight_type": "Q8_0"}, 0.0, 122.74),  # Q8_0: Arm only
+    ("qwen3-0.6b", {"block_count": 3, "vocab_size": 2000, "merges": 500, "weight_type": "Q4_0"}, 26.41, 1.13),  # tied
+]
+
+
+@pytest.mark.parametrize(("preset", "changes", "repacked_mib", "plain_mib"), SPLIT_CASES)
+def test_weight_split_matches_llama_cpp(
+    tmp_path: Path, preset: str, changes: dict[str, Any], repacked_mib: float, plain_mib: float
+) -> None:
+    from gguf import GGMLQuantizationType
+
+    spec = replace(PRESETS[preset], **{**changes, "weight_type": GGMLQuantizationType[changes["weight_type"]]})
+    spec = replace(spec, file_type=None, type_overrides={})
+    info = G.read_gguf(write_model(tmp_path / "m.gguf", spec, sparse=True))
+    est = M.estimate_from_description(M.describe_gguf(info), context_length=512, cpu="x86-64-avx2")
+    assert round(est.repacked / MIB, 2) == pytest.approx(repacked_mib, abs=0.005)
+    assert round(est.mapped / MIB, 2) == pytest.approx(plain_mib, abs=0.02)
+
+
+def test_repacking_off_keeps_every_weight_mapped() -> None:
+    est = M.estimate(QWEN3, ServingConfig(repack=False))
+    assert est.repacked == 0 and est.mapped == est.weights
+
+
+# Idle RSS of llama-server beyond its buffers, measured (benchmarks/README.md "Overhead"): a
+# 2-layer model per tokenizer model and vocabulary, minus the KV cache and the model file's pages.
+# (tokenizer.ggml.model, vocabulary, merges, measured MiB)
+OVERHEAD_CASES: list[tuple[str, int, int, float]] = [
+    ("llama", 512, 0, 12.96),
+    ("llama", 32000, 0, 17.70),
+    ("llama", 262144, 0, 52.56),
+    ("gpt2", 49152, 48900, 27.82),
+    ("gpt2", 151936, 151387, 54.24),
+    ("gpt2", 128256, 280147, 62.86),
+    ("bert", 30522, 0, 17.50),
+    ("t5", 32128, 0, 21.21),
+    ("t5", 128000, 0, 46.02),
+]
+
+
+@pytest.mark.parametrize(("tokenizer", "vocab", "merges", "measured"), OVERHEAD_CASES)
+def test_process_overhead_covers_the_measured_rss(tokenizer: str, vocab: int, merges: int, measured: float) -> None:
+    desc = {
+        "name": "m", "architecture": "llama", "quantization": "Q8_0", "weights_bytes": 1 << 20, "block_count": 2,
+        "embedding_length": 256, "head_count": 8, "head_count_kv": 2, "feed_forward_length": 512,
+        "vocab_size": vocab, "tokenizer_model": tokenizer, "tokenizer_merges": merges,
+    }  # fmt: skip
+    est = M.estimate(M.parse_description(desc), ServingConfig(context_per_slot=1024))
+    ours = (est.base + est.tokenizer + est.slots) / MIB
+    assert measured <= ours <= measured * 1.2
+
+
+def test_llamaedge_runs_without_repacking_windows_or_checkpoints() -> None:
+    serving = ServingConfig(context_per_slot=4096)
+    edge = M.estimate(GEMMA3, serving, runtime="llamaedge")
+    cpp = M.estimate(GEMMA3, serving, runtime="llamacpp")
+    assert edge.repacked == 0 and edge.kv_cells_swa == 0 and edge.checkpoints == 0
+    assert edge.kv_cache > cpp.kv_cache  # llama.cpp b3651 caches every layer in full
+    with pytest.raises(ServingError, match=r"serving\.parallel: LlamaEdge"):
+        M.estimate(GEMMA3, ServingConfig(parallel=2), runtime="llamaedge")
+
+
+def test_legacy_keywords_describe_the_same_configuration() -> None:
+    legacy = M.estimate(QWEN3, context_length=2048, kv_cache_type="q8_0", batch_size=1024, parallel=2)
+    serving = ServingConfig(
+        context_per_slot=2048,
+        parallel=2,
+        batch=1024,
+        ubatch=512,
+        cache_type_k="q8_0",
+        cache_type_v="q8_0",
+        flash_attention=True,
+    )
+    assert legacy == M.estimate(QWEN3, serving)
+
+
+def test_tensor_groups_from_a_file(tmp_path: Path) -> None:
+    info = G.read_gguf(write_model(tmp_path / "m.gguf", PRESETS["gemma2-tiny"]))
+    desc = M.describe_gguf(info)
+    groups = {(t, role): size for t, role, _m, size in desc["tensor_groups"]}
+    assert ("Q6_K", "tied") in groups and ("Q4_K", "matmul") in groups
+    assert sum(groups.values()) == info.weights_bytes
+    assert desc["tokenizer_model"] == "llama"
+    assert M.parse_description(desc).tensor_groups is not None
+
+
+def test_bad_tensor_groups_are_refused() -> None:
+    with pytest.raises(M.DescriptionError, match="tensor_groups"):
+        M.parse_description(_desc(tensor_groups=[["Q4_0", "weights", 8, 10]]))

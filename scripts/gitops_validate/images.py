@@ -59,12 +59,14 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
 
 
 def _load(path: Path, result: SiteResult) -> list[dict[str, Any]]:
+    """The entries of the ImageSources documents in `path` (each knows its file, named as problems name files)."""
+    shown = path.resolve().relative_to(Path(result.root).resolve().parent).as_posix() if result.root else str(path)
     if not path.is_file():
         return []
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
     except yaml.YAMLError as exc:
-        result.add(CHECK, None, "", f"cannot read: {exc}", file=str(path))
+        result.add(CHECK, None, "", f"cannot read: {exc}", file=shown)
         return []
     entries = []
     for doc in docs:
@@ -72,7 +74,7 @@ def _load(path: Path, result: SiteResult) -> list[dict[str, Any]]:
             continue
         for entry in (doc.get("spec") or {}).get("images") or []:
             if isinstance(entry, dict) and entry.get("name"):
-                entries.append({**entry, "_file": str(path)})
+                entries.append({**entry, "_file": shown})
     return entries
 
 
@@ -98,7 +100,7 @@ def check_image_sources(result: SiteResult) -> None:
             None,
             "",
             "no ImageSources record (platform/images.yaml): every image's origin must be written down",
-            file=str(root / PLATFORM_FILE),
+            file=(Path(root.name) / PLATFORM_FILE).as_posix(),
         )
         return
     for entry in platform + site:

@@ -7,12 +7,15 @@ a stand-in that accepted anything would let the roles' mistakes through.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import types
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import AGENT_KEYS, SERVER_KEYS
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import pinned_k3s_release
 
 STANDIN = Path(__file__).resolve().parents[3] / "molecule" / "resources" / "standins" / "k3s.test-standin"
 
@@ -21,7 +24,7 @@ STANDIN = Path(__file__).resolve().parents[3] / "molecule" / "resources" / "stan
 def standin() -> types.ModuleType:
     source = (
         STANDIN.read_text()
-        .replace("@K3S_VERSION@", "v1.33.7+k3s1")
+        .replace("@K3S_VERSION@", pinned_k3s_release())
         .replace("@SERVER_KEYS_JSON@", json.dumps(sorted(SERVER_KEYS)))
         .replace("@AGENT_KEYS_JSON@", json.dumps(sorted(AGENT_KEYS)))
     )
@@ -89,3 +92,48 @@ def test_parser_refuses_what_k3s_config_is_not(standin: types.ModuleType, tmp_pa
     write(config, text)
     with pytest.raises(standin.StandinError):
         standin.parse_config(str(config))
+
+
+# --- the join: retried until a deadline while the server is unreachable, with the reason ---------
+
+
+def serve_answers(answers: list[bytes]) -> tuple[int, threading.Thread]:
+    """A loopback server answering one JOIN per connection from `answers` (b"" closes without answer)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    port = listener.getsockname()[1]
+
+    def loop() -> None:
+        with listener:
+            for answer in answers:
+                conn, _ = listener.accept()
+                with conn:
+                    reader = conn.makefile("r")
+                    reader.readline()
+                    reader.readline()
+                    if answer:
+                        conn.sendall(answer)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return port, thread
+
+
+def test_join_retries_a_server_that_did_not_answer(standin: types.ModuleType) -> None:
+    port, thread = serve_answers([b"", b"OK cafe\n"])
+    ca = standin.join(f"https://127.0.0.1:{port}", "server", "n2", "K10cafe::server:s3cret", [], deadline_s=30)
+    thread.join(timeout=10)
+    assert ca == "cafe"
+
+
+def test_join_refused_token_fails_at_once(standin: types.ModuleType) -> None:
+    port, thread = serve_answers([b"DENIED token does not match this cluster\n"])
+    with pytest.raises(standin.StandinError, match=r"join refused .* token does not match"):
+        standin.join(f"https://127.0.0.1:{port}", "agent", "a1", "s3cret", [], deadline_s=30)
+    thread.join(timeout=10)
+
+
+def test_join_gives_up_with_the_reason(standin: types.ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(standin.StandinError, match=r"gave up joining .* after \d+ tries .* cannot resolve"):
+        standin.join("https://name-that-does-not-resolve.invalid:6443", "server", "n2", "s", [], deadline_s=3)
+    assert "join try 1: cannot resolve name-that-does-not-resolve.invalid" in capsys.readouterr().err

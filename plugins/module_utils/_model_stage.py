@@ -159,6 +159,7 @@ class StageRequest:
 @dataclass
 class StageResult:
     changed: bool = False
+    hashed: bool = False  # this run hashed the file (while fetching it, or because the cache missed)
     entry: dict[str, Any] = field(default_factory=dict)
     fetch: dict[str, Any] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
@@ -396,7 +397,7 @@ def stage(request: StageRequest) -> StageResult:
     record = _digest.read_cache(str(final), final.stat())
     result.entry = _entry(request, fit, info, digest, previous, keep, home, record)
     # The download was hashed while it was written, even when the check above read the cache.
-    result.entry["hashed"] = fetched_now or result.entry["hashed"]
+    result.hashed = fetched_now or not digest.cached
     return result
 
 
@@ -430,8 +431,8 @@ def _entry(
         "fits": fit.fits if fit else None,
         "needed_bytes": fit.needed if fit else 0,
         "available_bytes": fit.available if fit else 0,
-        # The time of the last hash: the digest cache record's, so a re-run that did not hash keeps it.
+        # The time of the last hash: the digest cache record's, so a re-run that did not hash keeps it
+        # (and the line stays the same: the role's fact changes only when something did).
         "verified_at": _iso(record.verified_at) if record else "",
-        "hashed": bool(digest and not digest.cached),
         "cache_store": digest.cache_store if digest else "",
     }

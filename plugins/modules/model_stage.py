@@ -108,9 +108,13 @@ model:
     - The model's line for the local fact - C(name), C(file), C(sha256), C(size), C(path) (through C(current)),
       C(version_dir), C(previous), C(kept_versions), C(format), C(quantization), C(target), C(context_length),
       C(parallel), C(kv_cache_type), C(fits), C(needed_bytes), C(available_bytes), C(verified_at) (the time of the
-      last hash, from the verification cache), C(hashed) (whether this run hashed the file) and C(cache_store).
+      last hash, from the verification cache) and C(cache_store). It changes only when the model did.
   returned: always
   type: dict
+hashed:
+  description: Whether this run hashed the file (while fetching it, or because the verification cache did not match).
+  returned: always
+  type: bool
 fetch:
   description: What the fetch did (origin, location, bytes downloaded and reused, resumed), when it ran.
   returned: always
@@ -194,8 +198,10 @@ def main() -> None:
             )
         )
     except (ValueError, OSError) as exc:
-        module.fail_json(msg=str(exc), model={}, fetch={}, actions=[])
-    module.exit_json(changed=result.changed, model=result.entry, fetch=result.fetch, actions=result.actions)
+        module.fail_json(msg=str(exc), model={}, fetch={}, actions=[], hashed=False)
+    module.exit_json(
+        changed=result.changed, model=result.entry, hashed=result.hashed, fetch=result.fetch, actions=result.actions
+    )
 
 
 if __name__ == "__main__":

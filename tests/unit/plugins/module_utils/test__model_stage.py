@@ -75,7 +75,7 @@ def test_stage_publish_and_rerun_without_hashing(tmp_path: Path, store: dict[str
     assert (home / "current").readlink() == Path(sha)
     assert (home / sha / "edgeslm-tiny.gguf").read_bytes() == store["llama-tiny"].read_bytes()
     assert not list(home.glob(".*.incoming")), "the incoming folder was renamed into the version"
-    assert first.entry["hashed"] and first.entry["fits"] and first.entry["previous"] == ""
+    assert first.hashed and first.entry["fits"] and first.entry["previous"] == ""
     assert first.entry["quantization"]
     # The cache record (xattr, or the sidecar _digest names) came along with the rename.
     final = home / sha / "edgeslm-tiny.gguf"
@@ -83,8 +83,8 @@ def test_stage_publish_and_rerun_without_hashing(tmp_path: Path, store: dict[str
     assert record is not None and record.sha256 == sha
     second = run(tmp_path, item)
     assert not second.changed and second.actions == []
-    assert not second.entry["hashed"]
-    assert second.entry["verified_at"] == first.entry["verified_at"]
+    assert not second.hashed
+    assert second.entry == first.entry
 
 
 def test_rotation_keeps_previous_and_prunes_older(tmp_path: Path, store: dict[str, Path]) -> None:
@@ -104,7 +104,7 @@ def test_rotation_keeps_previous_and_prunes_older(tmp_path: Path, store: dict[st
     back = run(tmp_path, entry(store["qwen2-tiny"]))
     assert (home / "current").readlink() == Path(shas[1])
     assert (home / "previous").readlink() == Path(shas[2])
-    assert back.fetch == {} and not back.entry["hashed"]
+    assert back.fetch == {} and not back.hashed
 
 
 def test_misfit_is_refused_before_the_download(tmp_path: Path, store: dict[str, Path]) -> None:

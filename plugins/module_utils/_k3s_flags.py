@@ -18,11 +18,13 @@ blocks plus the option tables above them (the tables add
 `secrets-encryption-provider` and `disable-agent`). The configuration-file and
 drop-in rules come from k3s-io/docs `docs/installation/configuration.md`.
 
-Pinned release: K3S_PINNED_VERSION is the newest v1.33 release listed in the k3s
-release notes (k3s-io/docs `docs/release-notes/v1.33.X.md`, released 2025-12-19).
-The docs pages describe the current CLI; flags that exist there but not in an
-older release would pass this list, so the molecule stand-in and the roles only
-ever render keys that the v1.33 line has (checked by tests/unit).
+Release line: SOURCE_MINOR is the k3s minor these lists were checked for, the v1.33
+line (release notes k3s-io/docs `docs/release-notes/v1.33.X.md`). It must equal the minor
+of the release the k3s role pins (roles/k3s/defaults/main.yml, the collection's one pin):
+tests/unit/test_pins.py fails when the pin moves to another minor, so the lists are
+re-read then. The docs pages describe the current CLI; flags that exist there but not in
+an older release would pass this list, so the molecule stand-in and the role only ever
+render keys that the v1.33 line has (checked by tests/unit).
 
 Left out on purpose: `config` (it names the file itself and is not read from it)
 and the deprecated `no-flannel`, `no-deploy` and `cluster-secret`.
@@ -32,15 +34,14 @@ from __future__ import annotations
 
 __all__ = [
     "AGENT_KEYS",
-    "K3S_PINNED_MINOR",
-    "K3S_PINNED_VERSION",
     "REPEATABLE_KEYS",
     "SERVER_KEYS",
     "SOURCE",
+    "SOURCE_MINOR",
 ]
 
-K3S_PINNED_VERSION = "v1.33.7+k3s1"
-K3S_PINNED_MINOR = (1, 33)
+# The k3s (major, minor) the option lists were read for; equals the pinned release's minor.
+SOURCE_MINOR = (1, 33)
 SOURCE = (
     "k3s-io/docs docs/cli/server.md@02434960d6d5881e47ae8a1c857c4b51f23deec6, "
     "docs/cli/agent.md@1f023c058c5f999a8857644625779e7298d13936 (https://docs.k3s.io/cli/server, /cli/agent)"

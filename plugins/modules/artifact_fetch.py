@@ -179,8 +179,8 @@ EXAMPLES = r"""
 - name: The k3s binary, from the release or the airgap directory, checked against the release's list
   edgeslm.pi5.artifact_fetch:
     dest: /usr/local/bin/k3s
-    source: "https://github.com/k3s-io/k3s/releases/download/v1.33.7%2Bk3s1/k3s-arm64"
-    checksum_url: "https://github.com/k3s-io/k3s/releases/download/v1.33.7%2Bk3s1/sha256sum-arm64.txt"
+    source: "https://github.com/k3s-io/k3s/releases/download/{{ k3s_release | urlencode }}/k3s-arm64"
+    checksum_url: "https://github.com/k3s-io/k3s/releases/download/{{ k3s_release | urlencode }}/sha256sum-arm64.txt"
     checksum_name: k3s-arm64
     airgap_dir: /srv/edgeslm-airgap/k3s
     mode: "0755"

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import K3S_KUBERNETES_MINOR
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.crd_schema import DEFAULT_SCHEMAS, CrdValidator
 
 REPO = Path(__file__).resolve().parents[3]
@@ -90,7 +91,8 @@ WIDGET = {
 
 def _widget_schema() -> dict[str, Any]:
     crd = _crd(WIDGET)
-    schema: dict[str, Any] = GEN.schema_for(crd, crd["spec"]["versions"][0], GEN.object_meta_defs("1.33"), "test")
+    meta = GEN.object_meta_defs(K3S_KUBERNETES_MINOR)
+    schema: dict[str, Any] = GEN.schema_for(crd, crd["spec"]["versions"][0], meta, "test")
     return schema
 
 
@@ -176,7 +178,7 @@ def test_shared_subschemas_validate_the_same() -> None:
     big = {"type": "object", "properties": {f"field{i:03d}": {"type": "string", "maxLength": i} for i in range(60)}}
     big_closed = GEN.convert(big, "t")
     crd = _crd({"type": "object", "properties": {"spec": {"type": "object", "properties": {"one": big, "two": big}}}})
-    schema = GEN.schema_for(crd, crd["spec"]["versions"][0], GEN.object_meta_defs("1.33"), "test")
+    schema = GEN.schema_for(crd, crd["spec"]["versions"][0], GEN.object_meta_defs(K3S_KUBERNETES_MINOR), "test")
     shared = GEN.share_subschemas(json.loads(json.dumps(schema)))
     one, two = (shared["properties"]["spec"]["properties"][k] for k in ("one", "two"))
     assert one == two and set(one) == {"$ref"}
@@ -218,7 +220,7 @@ def test_generate_from_a_small_upstream_tree(tmp_path: Path, monkeypatch: pytest
         patches=(("widgets.example.test", "crds/patch.yaml"),),
     )
     monkeypatch.setattr(GEN, "UPSTREAMS", (upstream,))
-    files = GEN.generate(tmp_path, "1.33")
+    files = GEN.generate(tmp_path, K3S_KUBERNETES_MINOR)
     assert sorted(files) == ["example.test/widget_v1.json", "index.json", "sources.json"]
     schema = json.loads(files["example.test/widget_v1.json"])
     assert schema["properties"]["spec"]["maxProperties"] == 3

@@ -264,9 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reading = collect(Path(args.root), vcgencmd)
     write_textfile(Path(args.output_dir), render(reading))
     for source, error in sorted(reading.errors.items()):
-        print(f"edgeslm-pi-metrics: {source}: {error}", file=sys.stderr)
+        sys.stderr.write(f"edgeslm-pi-metrics: {source}: {error}\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

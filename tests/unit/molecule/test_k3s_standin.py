@@ -106,7 +106,7 @@ def serve_answers(answers: list[bytes]) -> tuple[int, threading.Thread]:
     def loop() -> None:
         with listener:
             for answer in answers:
-                conn, _ = listener.accept()
+                conn, _address = listener.accept()
                 with conn:
                     reader = conn.makefile("r")
                     reader.readline()

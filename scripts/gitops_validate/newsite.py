@@ -30,7 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from .core import REPO_ROOT, load_module
 from .sitegen import PATCHES_DIR, SECRET_GLOB, site_files
 
-__all__ = ["main", "write_atomic"]
+__all__ = ["gguf_model_entry", "main", "size_resources", "write_atomic"]
 
 DEFAULT_ROOT = REPO_ROOT / "gitops"
 MIB = 1 << 20
@@ -121,7 +121,6 @@ def _gguf_entry(text: str, existing: CommentedMap | None) -> CommentedMap:
         raise UsageError(f"--model {text!r}: {path} is not a file")
     gguf = load_module("_gguf")
     digest = load_module("_digest")
-    catalog_core = load_module("_catalog")
     try:
         info = gguf.read_gguf(path)
     except ValueError as exc:
@@ -135,26 +134,60 @@ def _gguf_entry(text: str, existing: CommentedMap | None) -> CommentedMap:
         )
     if "source" not in values:
         raise UsageError(f"--model {text!r}: add source=URL (where the nodes fetch {path.name})")
-    name = values.get("name") or _model_name(path)
+    like: dict[str, Any] = dict(existing or {})
+    return gguf_model_entry(
+        path,
+        info,
+        sha256=sha256,
+        size=stat.st_size,
+        source=values["source"],
+        name=values.get("name"),
+        runtime=values.get("runtime", str(like.get("runtime", "llamacpp"))),
+        target=values.get("target", str(like.get("target", "pi5-8gb"))),
+        context=int(values["context"]) if "context" in values else None,
+        parallel=int(values.get("parallel", 1)),
+        prompt_template=values.get("prompt-template", str(like.get("promptTemplate", "chatml"))),
+    )
+
+
+def gguf_model_entry(
+    path: Path,
+    info: Any,
+    *,
+    sha256: str,
+    size: int,
+    source: str,
+    name: str | None = None,
+    runtime: str = "llamacpp",
+    target: str = "pi5-8gb",
+    context: int | None = None,
+    parallel: int = 1,
+    prompt_template: str = "chatml",
+) -> CommentedMap:
+    """A catalog model entry for a GGUF file whose metadata (`info`, _gguf.GGUFInfo), sha256 and size were read.
+
+    Resources are left empty: size_resources() fills them from the core's estimate once the entry is
+    complete. scripts/new-site and scripts/model-release both build their entries here.
+    """
+    catalog_core = load_module("_catalog")
     description = catalog_core.description_from_gguf(info.description())
     entry = CommentedMap()
-    entry["name"] = name
+    entry["name"] = name or _model_name(path)
     entry["file"] = path.name
-    entry["source"] = values["source"]
+    entry["source"] = source
     entry["sha256"] = sha256
-    entry["sizeBytes"] = stat.st_size
+    entry["sizeBytes"] = size
     entry["quantization"] = info.quantization
-    like: dict[str, Any] = dict(existing or {})
-    entry["runtime"] = values.get("runtime", str(like.get("runtime", "llamacpp")))
-    entry["target"] = values.get("target", str(like.get("target", "pi5-8gb")))
-    if entry["runtime"] == "llamaedge":
-        entry["promptTemplate"] = values.get("prompt-template", str(like.get("promptTemplate", "chatml")))
+    entry["runtime"] = runtime
+    entry["target"] = target
+    if runtime == "llamaedge":
+        entry["promptTemplate"] = prompt_template
     trained = int(description.get("trainedContextLength") or 4096)
     serving = CommentedMap()
-    serving["contextPerSlot"] = int(values.get("context", min(trained, 4096)))
-    serving["parallel"] = int(values.get("parallel", 1))
+    serving["contextPerSlot"] = int(context if context is not None else min(trained, 4096))
+    serving["parallel"] = int(parallel)
     entry["serving"] = serving
-    entry["resources"] = CommentedMap()  # sized below, once the entry is complete
+    entry["resources"] = CommentedMap()  # sized by size_resources(), once the entry is complete
     entry["description"] = CommentedMap(description)
     return entry
 
@@ -167,7 +200,7 @@ def _model_name(path: Path) -> str:
     return cleaned[:63].rstrip("-") or "model"
 
 
-def _size_resources(entry: CommentedMap) -> None:
+def size_resources(entry: CommentedMap) -> None:
     """requests.memory >= the core's estimate (rounded up), limits with headroom; CPU defaults."""
     catalog_core = load_module("_catalog")
     # The estimate does not read the resources: provisional ones make the entry complete.
@@ -234,7 +267,7 @@ def _new_catalog(args: argparse.Namespace, root: Path) -> CommentedMap:
         models = CommentedSeq()
         for text in args.model:
             entry = _gguf_entry(text, template)
-            _size_resources(entry)
+            size_resources(entry)
             models.append(entry)
         spec["models"] = models
     return doc

@@ -17,6 +17,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from edgeslm_verify import local_fact
 
 FACT = "/etc/ansible/facts.d/edgeslm_gitops_bootstrap.fact"
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
@@ -31,7 +32,7 @@ CRD_SCHEMAS = {
 
 
 def _fact(host: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(host.file(FACT).content_string)
+    data: dict[str, Any] = local_fact(host, "gitops_bootstrap", mode=None)
     return data
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from edgeslm_verify import real_node_only
 
 HAILO_IDS = ("1e60:2864", "1e60:45c4")
 
 
 @pytest.fixture(autouse=True)
 def real_board_only(host: Any) -> None:
-    if host.file("/run/.containerenv").exists or host.file("/.dockerenv").exists:
-        pytest.skip("container node: molecule/hw runs on real boards only")
+    real_node_only(host, "molecule/hw runs on real boards only")
 
 
 def test_board_is_a_pi5(host: Any) -> None:

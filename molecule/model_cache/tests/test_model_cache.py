@@ -8,11 +8,11 @@ staged and refused) skip themselves where the test catalog's models are absent.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pytest
+from edgeslm_verify import is_container, local_fact
 
 FACT = "/etc/ansible/facts.d/edgeslm_model_cache.fact"
 # Refused model -> whether it got as far as a download (then its directory exists, emptied).
@@ -20,7 +20,7 @@ REFUSED = {"refused-misfit": True, "refused-checksum": True, "refused-space": Fa
 
 
 def _fact(host: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(host.file(FACT).content_string)
+    data: dict[str, Any] = local_fact(host, "model_cache", mode=None)
     return data
 
 
@@ -30,7 +30,7 @@ def _models(host: Any) -> dict[str, dict[str, Any]]:
 
 def _molecule(host: Any) -> bool:
     """The molecule node (a container) with the test catalog; real boards have the site's own models."""
-    return bool(host.file("/run/.containerenv").exists and _fact(host)["node_class"] == "pi5-8gb-amd64")
+    return is_container(host) and _fact(host)["node_class"] == "pi5-8gb-amd64"
 
 
 def test_fact_lists_each_model_with_digest_and_verification_time(host: Any) -> None:

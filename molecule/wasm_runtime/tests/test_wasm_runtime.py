@@ -12,6 +12,7 @@ import tomllib
 from typing import Any
 
 import pytest
+from edgeslm_verify import is_container, local_fact
 
 FACT = "/etc/ansible/facts.d/edgeslm_wasm_runtime.fact"
 BASE_LINE = '{{ template "base" . }}'
@@ -34,12 +35,12 @@ CRI_PLUGIN = {"v2": "io.containerd.grpc.v1.cri", "v3": "io.containerd.cri.v1.run
 
 
 def _fact(host: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(host.file(FACT).content_string)
+    data: dict[str, Any] = local_fact(host, "wasm_runtime", mode=None)
     return data
 
 
 def _in_container(host: Any) -> bool:
-    return bool(host.file("/run/.containerenv").exists or host.file("/.dockerenv").exists)
+    return is_container(host)
 
 
 def test_local_fact_is_valid_json_with_mode_0644(host: Any) -> None:

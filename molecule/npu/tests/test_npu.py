@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from edgeslm_verify import is_container, os_codename
+from edgeslm_verify import local_fact as role_fact
 
-FACT = "/etc/ansible/facts.d/edgeslm_npu.fact"
 STACKS = {
     "hailo8": {"library": "hailort", "driver": "hailo-dkms", "module": "hailo_pci", "meta": "hailo-all"},
     "hailo10h": {
@@ -33,15 +34,8 @@ ALL_HAILO_PACKAGES = [
 ]
 
 
-def is_container(host: Any) -> bool:
-    return bool(host.file("/run/.containerenv").exists or host.file("/.dockerenv").exists)
-
-
 def local_fact(host: Any) -> dict[str, Any]:
-    fact_file = host.file(FACT)
-    assert fact_file.exists, f"{FACT} missing: npu did not run"
-    data: dict[str, Any] = json.loads(fact_file.content_string)
-    return data
+    return role_fact(host, "npu")
 
 
 def installed(host: Any) -> dict[str, str]:
@@ -110,7 +104,9 @@ def test_library_and_driver_match_and_are_held(host: Any) -> None:
 def test_k3s_labels(host: Any) -> None:
     fact = local_fact(host)
     labels = k3s_labels(host)
-    assert f"edgeslm.io/npu={fact['model']}" in labels
+    # The scheduling label edgeslm.io/npu is the site catalog's (the k3s role writes it); this drop-in
+    # carries only what the npu role knows: the driver version.
+    assert not [label for label in labels if label.startswith("edgeslm.io/npu=")], labels
     driver_labels = [label for label in labels if label.startswith("edgeslm.io/npu-driver=")]
     if fact["model"] == "none":
         assert driver_labels == []
@@ -148,3 +144,21 @@ def test_device_answers_on_real_hardware(host: Any) -> None:
     assert host.file(f"/sys/module/{STACKS[fact['family']]['module']}").exists
     identify = host.check_output("hailortcli fw-control identify")
     assert f"Device Architecture: {fact['model'].upper()}" in identify
+
+
+def test_hailo10h_stack_only_on_trixie(host: Any) -> None:
+    fact = local_fact(host)
+    if fact["family"] != "hailo10h":
+        pytest.skip("no Hailo-10H stack on this node")
+    assert os_codename(host) == "trixie", "hailo-h10-all is published for Raspberry Pi OS Trixie only"
+
+
+def test_hailo_apt_source_is_deb822(host: Any) -> None:
+    assert not host.file("/etc/apt/sources.list.d/edgeslm-hailo.list").exists, "one-line sources are not written"
+    sources = host.file("/etc/apt/sources.list.d/edgeslm-hailo.sources")
+    if not sources.exists:
+        pytest.skip("npu_hailo_apt_repository is empty: the OS's Raspberry Pi repository is used")
+    fields = dict(line.split(": ", 1) for line in sources.content_string.splitlines() if ": " in line)
+    assert fields["Types"] == "deb"
+    assert fields["URIs"]
+    assert fields["Suites"]

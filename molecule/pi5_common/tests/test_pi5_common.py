@@ -6,31 +6,19 @@ with the reason, on container nodes.
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Any
 
 import pytest
+from edgeslm_verify import container_only, is_container, os_codename, real_node_only
+from edgeslm_verify import local_fact as role_fact
 
-FACT = "/etc/ansible/facts.d/edgeslm_pi5_common.fact"
 CGROUP_TOKENS = ["cgroup_enable=cpuset", "cgroup_memory=1", "cgroup_enable=memory"]
 CIS_SYSCTLS = {"vm.panic_on_oom": "0", "vm.overcommit_memory": "1", "kernel.panic": "10", "kernel.panic_on_oops": "1"}
 
 
-def is_container(host: Any) -> bool:
-    return bool(host.file("/run/.containerenv").exists or host.file("/.dockerenv").exists)
-
-
 def local_fact(host: Any) -> dict[str, Any]:
-    fact_file = host.file(FACT)
-    assert fact_file.exists, f"{FACT} missing: pi5_common did not run"
-    assert fact_file.mode == 0o644
-    data: dict[str, Any] = json.loads(fact_file.content_string)
-    return data
-
-
-def real_node_only(host: Any) -> None:
-    if is_container(host):
-        pytest.skip("container node: the kernel, swap and clock belong to the host")
+    return role_fact(host, "pi5_common")
 
 
 def test_local_fact_describes_the_node(host: Any) -> None:
@@ -179,3 +167,83 @@ def test_timesyncd_running(host: Any) -> None:
     real_node_only(host)
     feature(host, "timesync")
     assert host.service("systemd-timesyncd").is_running
+
+
+def test_os_and_python_are_recorded(host: Any) -> None:
+    fact = local_fact(host)
+    assert fact["os"]["codename"] == os_codename(host)
+    assert fact["os"]["codename"] in ("bookworm", "trixie")
+    python = host.check_output("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    assert fact["os"]["python"].startswith(python)
+
+
+def metrics_text(host: Any) -> str:
+    """The producer's textfile; the timer fires a second after it starts, so wait a little."""
+    path = local_fact(host)["metrics"]["textfile"]
+    for _attempt in range(30):
+        if host.file(path).exists:
+            text: str = host.file(path).content_string
+            return text
+        time.sleep(2)
+    raise AssertionError(f"{path} was not written within 60 s")
+
+
+def samples(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _sep, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_timer_runs_the_producer(host: Any) -> None:
+    feature(host, "metrics")
+    assert host.service("edgeslm-pi-metrics.timer").is_enabled
+    assert host.service("edgeslm-pi-metrics.timer").is_running
+    assert host.file("/usr/local/lib/edgeslm/edgeslm_pi_metrics.py").exists
+
+
+def test_metrics_textfile_holds_every_declared_series(host: Any) -> None:
+    feature(host, "metrics")
+    fact = local_fact(host)
+    text = metrics_text(host)
+    assert host.file(fact["metrics"]["textfile"]).mode == 0o644
+    declared = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert declared == set(fact["metrics"]["names"])
+    values = samples(text)
+    assert values['edgeslm_pi_metrics_read_ok{source="throttled"}'] == 1
+    assert values['edgeslm_pi_metrics_read_ok{source="soc_temperature"}'] == 1
+    for flag in ("under_voltage", "arm_frequency_capped", "throttled", "soft_temperature_limit"):
+        assert f'edgeslm_pi_throttled{{flag="{flag}"}}' in values
+        assert f'edgeslm_pi_throttled_since_boot{{flag="{flag}"}}' in values
+    assert 0 < values["edgeslm_pi_soc_temperature_celsius"] < 110
+
+
+def test_metrics_match_the_board(host: Any) -> None:
+    """On the virtual nodes the fixture is the board: the textfile must say exactly what it holds."""
+    container_only(host, "a real board's temperature and flags move between two reads")
+    feature(host, "metrics")
+    fact = local_fact(host)
+    values = samples(metrics_text(host))
+    zone = f"{fact['hardware']['root']}/sys/class/thermal/thermal_zone0/temp"
+    assert values["edgeslm_pi_soc_temperature_celsius"] == int(host.file(zone).content_string) / 1000
+    raw = int(host.check_output("vcgencmd get_throttled").partition("=")[2], 16)
+    assert values["edgeslm_pi_throttled_raw"] == raw
+    bits = {"under_voltage": 0, "arm_frequency_capped": 1, "throttled": 2, "soft_temperature_limit": 3}
+    for flag, bit in bits.items():
+        assert values[f'edgeslm_pi_throttled{{flag="{flag}"}}'] == (raw >> bit) & 1, flag
+        assert values[f'edgeslm_pi_throttled_since_boot{{flag="{flag}"}}'] == (raw >> (bit + 16)) & 1, flag
+
+
+def test_longhorn_prerequisites(host: Any) -> None:
+    fact = local_fact(host)
+    if not fact["longhorn"]["prerequisites"]:
+        pytest.skip("pi5_common_longhorn_prerequisites is false on this node")
+    for package in ("open-iscsi", "nfs-common"):
+        assert host.package(package).is_installed, package
+    assert host.service("iscsid").is_enabled
+    assert "iscsi_tcp" in host.file("/etc/modules-load.d/50-edgeslm-longhorn.conf").content_string.splitlines()
+    if not is_container(host):
+        assert host.service("iscsid").is_running
+        assert host.file("/sys/module/iscsi_tcp").exists

@@ -6,24 +6,17 @@ themselves on container nodes.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+from edgeslm_verify import is_container
+from edgeslm_verify import local_fact as role_fact
 
-FACT = "/etc/ansible/facts.d/edgeslm_ssd_boot.fact"
 BOOT_MODES = {"1": "sd", "2": "network", "4": "usb", "6": "nvme", "e": "stop", "f": "restart"}
 
 
-def is_container(host: Any) -> bool:
-    return bool(host.file("/run/.containerenv").exists or host.file("/.dockerenv").exists)
-
-
 def local_fact(host: Any) -> dict[str, Any]:
-    fact_file = host.file(FACT)
-    assert fact_file.exists, f"{FACT} missing: ssd_boot did not run"
-    data: dict[str, Any] = json.loads(fact_file.content_string)
-    return data
+    return role_fact(host, "ssd_boot")
 
 
 def settings(text: str) -> dict[str, str]:
@@ -46,6 +39,19 @@ def test_fact_is_consistent(host: Any) -> None:
     assert fact["container"] is is_container(host)
     lane = fact["pcie_lane"]
     assert not (lane["nvme"] and lane["npu"] and not lane["switch"]), "single PCIe lane overbooked"
+
+
+def test_lane_from_the_bus_agrees_with_the_declaration(host: Any) -> None:
+    """What pi5_facts found on the PCI bus never contradicts a converged node's declaration."""
+    lane = local_fact(host)["pcie_lane"]
+    if lane["source"] == "absent":
+        pytest.skip("the PCI bus was not read (a container node reading the host)")
+    detected = lane["detected"]
+    npu = lane["npu"] or bool(detected["npu"])
+    nvme = lane["nvme"] or bool(detected["nvme"])
+    assert not (npu and nvme and not lane["switch"]), f"the bus shows {detected} without a declared switch"
+    if detected["switch"]:
+        assert lane["switch"], f"a PCIe switch is on the bus ({detected['switch']}) but not declared"
 
 
 def test_pcie_block_in_config_txt(host: Any) -> None:

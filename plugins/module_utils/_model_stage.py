@@ -27,6 +27,13 @@ One pass, cheapest checks first:
    when the cache does not match or `force`);
 5. `current` -> this version, `previous` -> the one it replaced, older versions pruned beyond
    `keep_versions`, stale incoming directories of other versions removed.
+
+Degraded mode: when the new version's source cannot be reached at all (every registry endpoint or
+the URL refuses the connection, times out or answers 5xx/429 - `_fetch`'s definition) and a verified
+version is current, nothing changes: the node keeps serving `current`, and the result says
+`degraded` with the reason and every endpoint tried. A source that answers wrongly (a wrong digest,
+a bad or missing signature, refused credentials) is still a failure, and so is an unreachable source
+with nothing to serve.
 """
 
 from __future__ import annotations
@@ -163,6 +170,9 @@ class StageResult:
     entry: dict[str, Any] = field(default_factory=dict)
     fetch: dict[str, Any] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
+    # Set when the new version could not be fetched and `current` keeps being served: reason, attempts,
+    # the sha256 served and the one the catalog wants.
+    degraded: dict[str, Any] = field(default_factory=dict)
 
 
 def _fit(model: ModelToStage, description: Mapping[str, Any], reserve: int | None) -> FitResult:
@@ -249,8 +259,11 @@ def _versions(home: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _fetch_version(request: StageRequest, home: Path, result: StageResult) -> Path:
-    """Fetch and verify into the incoming directory; return it (or raise, leaving nothing behind)."""
+def _fetch_version(request: StageRequest, home: Path, result: StageResult, serving: str = "") -> Path | None:
+    """Fetch and verify into the incoming directory; return it (or raise, leaving nothing behind).
+
+    With a version `serving` (current), an unreachable source returns None (degraded) instead.
+    """
     model = request.model
     needed = model.size_bytes + request.min_free_bytes
     free = _free_bytes(home)
@@ -278,9 +291,21 @@ def _fetch_version(request: StageRequest, home: Path, result: StageResult) -> Pa
                 trusted_keys=request.trusted_keys,
                 timeout=request.timeout,
                 force=request.force,
+                degraded_ok=bool(serving),
             )
         )
         result.fetch = fetched.as_dict()
+        if fetched.degraded:
+            with contextlib.suppress(OSError):
+                if not any(incoming.iterdir()):
+                    incoming.rmdir()
+            result.degraded = {
+                "reason": fetched.reason,
+                "attempts": fetched.attempts,
+                "serving": serving,
+                "wanted": model.sha256,
+            }
+            return None
         dest.chmod(0o644)
         _file_checks(model, dest, request.reserve_bytes)
     except (ValueError, OSError) as exc:
@@ -329,7 +354,14 @@ def stage(request: StageRequest) -> StageResult:
                 raise StageError(f"{version} exists without {model.file} but is not empty: remove it, then re-run")
             if not request.check_mode:
                 version.rmdir()
-        incoming = _fetch_version(request, home, result)
+        serving = _readlink(home / "current")
+        if not (home / serving).is_dir() or not _HEX64.fullmatch(serving):
+            serving = ""
+        incoming = _fetch_version(request, home, result, serving)
+        if incoming is None:
+            result.entry = _served_entry(request, home, serving)
+            result.actions.append(f"degraded: {model.url} unreachable, kept serving {serving}")
+            return result
         result.changed = fetched_now = True
         if request.check_mode:
             result.entry = _entry(request, None, {}, None, "", [], home)
@@ -399,6 +431,26 @@ def stage(request: StageRequest) -> StageResult:
     # The download was hashed while it was written, even when the check above read the cache.
     result.hashed = fetched_now or not digest.cached
     return result
+
+
+def _served_entry(request: StageRequest, home: Path, serving: str) -> dict[str, Any]:
+    """The model's fact line while degraded: the version still served, and what the catalog wants."""
+    model = request.model
+    files = sorted(p.name for p in (home / serving).iterdir() if _FILE.fullmatch(p.name))
+    file = files[0] if files else model.file
+    record = _digest.read_cache(str(home / serving / file), (home / serving / file).stat()) if files else None
+    return {
+        "name": model.name,
+        "file": file,
+        "sha256": serving,
+        "path": str(home / "current" / file),
+        "version_dir": str(home / serving),
+        "previous": _readlink(home / "previous"),
+        "format": model.format,
+        "target": model.fit_target,
+        "verified_at": _iso(record.verified_at) if record else "",
+        "degraded": f"the catalog's version {model.sha256} could not be fetched: {model.url} is unreachable",
+    }
 
 
 def _entry(

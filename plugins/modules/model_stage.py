@@ -13,18 +13,28 @@ version_added: 0.2.0
 description:
   - Makes C(<dir>/<name>/current/<file>) the verified version of one model of the site catalog, as the
     M(edgeslm.pi5.model_cache) role does for every model of the node.
-  - Refuses, before anything is downloaded, a model whose catalog description does not fit O(model.fit_target) at the
-    catalog's serving configuration (context per slot, parallel slots, KV cache type, batch, flash attention).
-  - A version not on disk yet needs O(model.size_bytes) plus O(min_free_bytes) of free space; it is fetched with the
-    collection's one fetch core (the same as M(edgeslm.pi5.artifact_fetch) - C(https://), C(http://), C(file://) or
-    C(oci://) source, pinned SHA-256, resumable partial file) into C(<dir>/<name>/.<sha256>.incoming/), checked
-    against its own metadata (GGUF header and fit), and published by renaming that directory to C(<sha256>), so the
-    file and its verification cache record (an extended attribute, or the sidecar the digest core names) move
-    together and the file is never hashed again. A refused file is removed; the current version stays.
+  - Refuses, before anything is downloaded, a model whose catalog description does not fit the C(fit_target) of
+    O(model) at the catalog's serving configuration (context per slot, parallel slots, KV cache type, batch, flash
+    attention).
+  - A version not on disk yet needs the C(size_bytes) of O(model) plus O(min_free_bytes) of free space; it is fetched
+    with the collection's one fetch core (the same as M(edgeslm.pi5.artifact_fetch) - C(https://), C(http://),
+    C(file://) or C(oci://) source, pinned SHA-256, resumable partial file) into
+    C(<dir>/<name>/.<sha256>.incoming/), checked against its own metadata (GGUF header and fit), and published by
+    renaming that directory to C(<sha256>), so the file and its verification cache record (an extended attribute,
+    or the sidecar the digest core names) move together and the file is never hashed again. A refused file is
+    removed; the current version stays.
   - A version on disk is checked again from its metadata, and its digest is read from the verification cache
     (hashed only when the cache does not match, or with O(force)).
   - Points C(current) at the version, keeps the one it replaced as C(previous) for rollback, and prunes older
     versions beyond O(keep_versions).
+  - Degraded mode - when the new version's source cannot be reached at all (connection refused or reset, timeout,
+    HTTP 5xx or 429 from every registry endpoint or the URL) and a verified version is current, nothing changes and
+    the node keeps serving it; the task succeeds with a warning and returns RV(degraded). A source that answers
+    wrongly (wrong digest, missing or untrusted signature, refused credentials) still fails the task, and so does an
+    unreachable source with no version to serve.
+  - With O(trusted_keys), the model must carry an OpenSSF model-signing signature by one of them (an OCI artifact's
+    C(<file>.sig) layer, or a C(<file>.sig) beside a path source), checked before the version is published; the
+    signature is kept beside the file.
 author:
   - edgeslm maintainers (@edgeslm)
 options:
@@ -124,6 +134,13 @@ actions:
   returned: always
   type: list
   elements: str
+degraded:
+  description:
+    - Empty, or when the new version's source could not be reached at all and a verified version is current (kept
+      and still served) - C(reason), C(attempts) (every endpoint tried), C(serving) (the sha256 served) and C(wanted)
+      (the catalog's). The task then succeeds with a warning; C(model) describes the version served.
+  returned: always
+  type: dict
 """
 
 from pathlib import Path  # noqa: E402
@@ -198,9 +215,19 @@ def main() -> None:
             )
         )
     except (ValueError, OSError) as exc:
-        module.fail_json(msg=str(exc), model={}, fetch={}, actions=[], hashed=False)
+        module.fail_json(msg=str(exc), model={}, fetch={}, actions=[], hashed=False, degraded={})
+    if result.degraded:
+        module.warn(
+            f"degraded: model {model.name} version {result.degraded['wanted']} could not be fetched "
+            f"({result.degraded['reason']}); still serving {result.degraded['serving']}"
+        )
     module.exit_json(
-        changed=result.changed, model=result.entry, hashed=result.hashed, fetch=result.fetch, actions=result.actions
+        changed=result.changed,
+        model=result.entry,
+        hashed=result.hashed,
+        fetch=result.fetch,
+        actions=result.actions,
+        degraded=result.degraded,
     )
 
 

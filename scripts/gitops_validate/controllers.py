@@ -111,7 +111,7 @@ def check_server_args(result: SiteResult) -> None:
             if model is None:
                 continue  # catalog-sync reports a runtime without a model
             try:
-                wanted = server_args(model)
+                wanted = server_args(model, catalog.domain)
             except ValueError as exc:
                 result.add("server-args", obj, where, f"the core cannot make {model.name}'s arguments: {exc}")
                 continue

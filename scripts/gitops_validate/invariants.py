@@ -17,6 +17,8 @@ Checks, each reported under its own name:
   healthCheckExprs give each phase the right health (health.py);
 - traefik: Argo Rollouts writes the Traefik API group and version k3s's Traefik serves;
 - server-args: SLM servers run exactly the arguments the core makes of their catalog entry;
+- model-volume: SLM pods mount their model version read-only from the node's verified cache
+  (model_volumes.py);
 - canary: weights left to Argo Rollouts, analysis that fails without data, queries of metrics
   the runtime or Traefik exports, a smoke test against the canary (canary.py);
 - schedule: every pod the site runs placed on the catalog's nodes as kube-scheduler would
@@ -30,12 +32,14 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from .built_images import recipe_entry, tag_reference_problems
 from .canary import check_canary
 from .controllers import check_server_args, check_traefik_api
 from .core import load_module
 from .health import check_health
 from .images import check_image_sources
 from .model import Obj, SiteResult, pod_spec, walk_containers
+from .model_volumes import check_model_volumes
 from .quantity import QuantityError, parse_quantity
 from .schedule import check_schedule
 
@@ -120,7 +124,16 @@ def check_images(site: _Site) -> None:
             if tag == "latest":
                 site.result.add("images", obj, f"{where}.image", f"{image}: the latest tag is not allowed")
             if not _DIGEST.search(image):
-                site.result.add("images", obj, f"{where}.image", f"{image}: pin the image by digest (@sha256:...)")
+                name, _, tag_only = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+                # A project-built image may be referenced by the tag its recipe builds (built_images.py).
+                entry = recipe_entry(site.result, name)
+                problems = (
+                    tag_reference_problems(site.result, obj, image, name, tag_only, entry)
+                    if entry is not None
+                    else [f"{image}: pin the image by digest (@sha256:...)"]
+                )
+                for problem in problems:
+                    site.result.add("images", obj, f"{where}.image", problem)
     for release in site.by_kind.get("HelmRelease", []):
         version = str(release.spec().get("chart", {}).get("spec", {}).get("version", ""))
         if not _EXACT_VERSION.match(version):
@@ -617,6 +630,7 @@ def check_invariants(result: SiteResult, external_secrets: frozenset[str] = froz
     check_health(result)
     check_traefik_api(result)
     check_server_args(result)
+    check_model_volumes(result)
     check_canary(result)
     check_image_sources(result)
     check_schedule(result)

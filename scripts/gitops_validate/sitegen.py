@@ -13,6 +13,11 @@ the paths Flux reconciles:
   (the configuration the memory estimate uses, turned into arguments by the collection's
   core), resources, the node classes that hold the model, the autoscaling bounds and the
   site's host names; and the encrypted Secrets beside it;
+* `apps/model-volumes.yaml`: for each model, the local PersistentVolume of the version
+  directory `model_cache` stages and verifies on the hosts that serve it
+  (`/var/lib/edgeslm/models/<model>/<sha256>`) and the ReadOnlyMany claim bound to it, which the
+  model's pods mount read-only (a persistentVolumeClaim volume keeps namespace `slm` at Pod
+  Security `restricted`, where hostPath is forbidden);
 * `infrastructure/kustomization.yaml`: the shared controllers plus the components the node
   classes need (the Hailo device plugin for NPU nodes, Longhorn where a class asks for it)
   and the site's encrypted secrets.
@@ -32,10 +37,17 @@ import yaml
 from .core import load_module
 
 __all__ = [
+    "API_KEY_FILE",
+    "API_KEY_SECRET",
     "APPS_FILE",
     "INFRA_FILE",
+    "MODEL_CACHE_DIR",
+    "MODEL_STORAGE_CLASS",
+    "VOLUMES_FILE",
     "apps_kustomization",
     "infrastructure_kustomization",
+    "model_claim",
+    "model_volumes",
     "server_args",
     "site_files",
     "stale_files",
@@ -43,6 +55,7 @@ __all__ = [
 ]
 
 APPS_FILE = Path("apps") / "kustomization.yaml"
+VOLUMES_FILE = Path("apps") / "model-volumes.yaml"
 INFRA_FILE = Path("infrastructure") / "kustomization.yaml"
 PATCHES_DIR = Path("patches")
 # SOPS-encrypted Secrets written by hand beside a generated kustomization, which lists them.
@@ -56,20 +69,47 @@ HEADER = (
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
 MODEL_DIR = "/models"
+# model_cache's layout on the node: <dir>/<model>/<sha256>/<file>, the version directory renamed
+# into place only after the file was verified (roles/model_cache, model_cache_dir; a unit test
+# compares the two). A pod mounts exactly the version directory its catalog entry pins.
+MODEL_CACHE_DIR = "/var/lib/edgeslm/models"
+# StorageClass of the model volumes (platform/apps/common): no provisioner, nothing is ever created
+# or deleted by Kubernetes; the volumes are the node's cache, written by Ansible.
+MODEL_STORAGE_CLASS = "edgeslm-model-cache"
+MODEL_NAMESPACE = "slm"
+# The API key llama-server requires (--api-key-file): a SOPS-encrypted Secret of the site, one key a
+# line, mounted read-only. /health stays open (upstream's public endpoints), /metrics needs the key.
+# Runtimes whose pods mount the model version from the node's cache (the others still fetch it
+# in an init container).
+CACHE_VOLUME_RUNTIMES = ("llamacpp", "llamaedge")
+# LlamaEdge's WASI-NN plugin directory, installed by the wasm_runtime role on the nodes of wasm
+# classes: a local volume too, so the namespace needs no hostPath (and stays `restricted`).
+WASI_NN_PLUGIN_DIR = "/opt/containerd/lib"
+WASI_NN_VOLUME = ("edgeslm-wasi-nn-plugin", "wasi-nn-plugin")
+API_KEY_SECRET = "slm-api-key"
+API_KEY_ITEM = "api-keys"
+API_KEY_MOUNT = "/etc/edgeslm/api-key"
+API_KEY_FILE = f"{API_KEY_MOUNT}/{API_KEY_ITEM}"
 # The autoscaler each runtime's base declares: (apiVersion, kind, min field, max field).
 AUTOSCALERS: dict[str, tuple[str, str, str, str]] = {
     "llamacpp": ("keda.sh/v1alpha1", "ScaledObject", "minReplicaCount", "maxReplicaCount"),
     "llamaedge": ("autoscaling/v2", "HorizontalPodAutoscaler", "minReplicas", "maxReplicas"),
 }
-# Components a runtime's pods need beyond its base.
-RUNTIME_COMPONENTS = {"llamaedge": ("apps/llamaedge/host-access",)}
+# Components a runtime's pods need beyond its base (none: LlamaEdge's host directories are local volumes).
+RUNTIME_COMPONENTS: dict[str, tuple[str, ...]] = {}
 # Infrastructure components, by what a node class declares.
 NPU_COMPONENT = "components/hailo-device-plugin"
+# Prometheus's scrape job for llama.cpp servers, with the site's metrics key (slm-metrics-key).
+SLM_METRICS_COMPONENT = "components/slm-metrics"
 LONGHORN_COMPONENT = "components/longhorn"
 
 
-def server_args(model: Any) -> list[str]:
-    """The server's command line for a catalog model (empty for runtimes configured by env)."""
+def server_args(model: Any, domain: str) -> list[str]:
+    """The server's command line for a catalog model of a site (empty for runtimes configured by env).
+
+    llama.cpp requires the site's API key and answers browsers only from the site's own origin
+    (`https://<runtime host>.<domain>`, where its IngressRoute serves it).
+    """
     serving = load_module("_serving")
     if model.runtime.name == "llamacpp":
         args: list[str] = serving.llama_server_args(
@@ -78,6 +118,8 @@ def server_args(model: Any) -> list[str]:
             alias=model.name,
             host="0.0.0.0",
             port=SERVER_PORT,
+            api_key_file=API_KEY_FILE,
+            cors_origins=f"https://{model.runtime.host}.{domain}",
         )
         return args
     if model.runtime.name == "llamaedge":
@@ -103,7 +145,7 @@ def _deployment_patch(catalog: Any, model: Any) -> dict[str, Any]:
         "env": [*env, {"name": "MODEL_CONTEXT_LENGTH", "value": str(model.serving.context_per_slot)}],
         "resources": {section: dict(values) for section, values in model.resources.items()},
     }
-    args = server_args(model)
+    args = server_args(model, catalog.domain)
     if args:
         server["args"] = args
     classes = [c.name for c in catalog.classes_for(model)]
@@ -132,7 +174,7 @@ def _deployment_patch(catalog: Any, model: Any) -> dict[str, Any]:
                             }
                         }
                     },
-                    "initContainers": [{"name": "model", "env": [*env, {"name": "MODEL_URL", "value": model.source}]}],
+                    **_model_source(model, env),
                     "containers": [server],
                 },
             }
@@ -173,6 +215,103 @@ def _json_patch(api_version: str, kind: str, name: str, ops: list[dict[str, Any]
     return {"target": target, "patch": _dump(ops).rstrip("\n")}
 
 
+def _model_source(model: Any, env: list[dict[str, str]]) -> dict[str, Any]:
+    """How the pod gets its model: the node's verified cache (a claim), or a fetch at start (Hailo)."""
+    if model.runtime.name in CACHE_VOLUME_RUNTIMES:
+        return {"volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": model_claim(model)[1]}}]}
+    return {"initContainers": [{"name": "model", "env": [*env, {"name": "MODEL_URL", "value": model.source}]}]}
+
+
+def model_claim(model: Any) -> tuple[str, str]:
+    """(PersistentVolume, PersistentVolumeClaim) names of a model version: a new sha256 is a new pair.
+
+    A bound claim's volume cannot change, so each version has its own; the pod template names the
+    claim, so a model change is a new revision and goes through the canary.
+    """
+    short = model.sha256[:12]
+    return f"edgeslm-model-{model.name}-{short}", f"model-{model.name}-{short}"
+
+
+def _storage(model: Any) -> str:
+    return str(int(model.size_bytes))
+
+
+def model_volumes(catalog: Any) -> list[dict[str, Any]]:
+    """Each model's local PersistentVolume (on the hosts that stage it) and the claim bound to it."""
+    docs: list[dict[str, Any]] = []
+    for model in catalog.models:
+        if model.runtime.name not in CACHE_VOLUME_RUNTIMES:
+            continue
+        pv_name, claim = model_claim(model)
+        hosts = sorted(host for node_class in catalog.classes_for(model) for host in node_class.hosts)
+        labels = {"app.kubernetes.io/part-of": "edgeslm", "edgeslm.io/model": model.name}
+        docs += _local_volume(
+            pv_name,
+            claim,
+            f"{MODEL_CACHE_DIR}/{model.name}/{model.sha256}",
+            hosts,
+            _storage(model),
+            labels,
+            {"edgeslm.io/model-sha256": model.sha256},
+        )
+        if model.runtime.name == "llamaedge":
+            wasm_hosts = sorted(h for c in catalog.classes_for(model) if c.wasm for h in c.hosts)
+            docs += _local_volume(
+                WASI_NN_VOLUME[0],
+                WASI_NN_VOLUME[1],
+                WASI_NN_PLUGIN_DIR,
+                wasm_hosts,
+                "64Mi",
+                {"app.kubernetes.io/part-of": "edgeslm"},
+                {},
+            )
+    return docs
+
+
+def _local_volume(
+    pv_name: str,
+    claim: str,
+    path: str,
+    hosts: list[str],
+    storage: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> list[dict[str, Any]]:
+    """A local PersistentVolume of a node directory on `hosts` and the ReadOnlyMany claim bound to it."""
+    metadata: dict[str, Any] = {"name": pv_name, "labels": labels}
+    if annotations:
+        metadata["annotations"] = annotations
+    claim_ref = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": MODEL_NAMESPACE, "name": claim}
+    node_term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": hosts}]}
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": metadata,
+        "spec": {
+            "capacity": {"storage": storage},
+            "volumeMode": "Filesystem",
+            "accessModes": ["ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": MODEL_STORAGE_CLASS,
+            "claimRef": claim_ref,
+            "local": {"path": path},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [node_term]}},
+        },
+    }
+    bound = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "namespace": MODEL_NAMESPACE, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": MODEL_STORAGE_CLASS,
+            "volumeName": pv_name,
+            "resources": {"requests": {"storage": storage}},
+        },
+    }
+    return [volume, bound]
+
+
 def _model_patches(catalog: Any) -> list[dict[str, Any]]:
     patches: list[dict[str, Any]] = []
     for model in catalog.models:
@@ -209,6 +348,7 @@ def apps_kustomization(catalog: Any, site_dir: Path) -> dict[str, Any]:
         "resources": [
             f"{PLATFORM}/apps/common",
             *(f"{PLATFORM}/apps/{name}" for name in runtimes),
+            VOLUMES_FILE.name,
             *_secrets(site_dir / "apps"),
         ],
     }
@@ -228,6 +368,8 @@ def infrastructure_kustomization(catalog: Any, site_dir: Path) -> dict[str, Any]
     components = []
     if any(c.npu for c in catalog.node_classes):
         components.append(f"{PLATFORM}/{NPU_COMPONENT}")
+    if "llamacpp" in catalog.runtimes():
+        components.append(f"{PLATFORM}/{SLM_METRICS_COMPONENT}")
     if any(c.longhorn for c in catalog.node_classes):
         components.append(f"{PLATFORM}/{LONGHORN_COMPONENT}")
     if (site_dir / PATCHES_DIR / "infrastructure").is_dir():
@@ -249,8 +391,10 @@ def _render(doc: dict[str, Any], site: str, extra: str = "") -> str:
 
 def site_files(catalog: Any, site_dir: Path) -> dict[Path, str]:
     """Every generated file of a site folder, relative to the folder."""
+    volumes = "".join("---\n" + _dump(doc) for doc in model_volumes(catalog))
     return {
         APPS_FILE: _render(apps_kustomization(catalog, site_dir), catalog.name, " and ../patches/apps"),
+        VOLUMES_FILE: HEADER.format(site=catalog.name, extra="") + volumes,
         INFRA_FILE: _render(
             infrastructure_kustomization(catalog, site_dir), catalog.name, " and ../patches/infrastructure"
         ),

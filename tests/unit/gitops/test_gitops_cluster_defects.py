@@ -275,7 +275,7 @@ DEFECTS = [
     # every image has a recorded origin
     Defect(
         "image-origin-unrecorded",
-        "lab",
+        "factory-line1",
         "platform/apps/llamacpp/kustomization.yaml",
         "  - name: ghcr.io/ggml-org/llama.cpp\n",
         "  - name: ghcr.io/ggml-org/llama.cpp\n    newName: ghcr.io/someone/llama.cpp\n",
@@ -283,8 +283,17 @@ DEFECTS = [
         "ghcr.io/someone/llama.cpp:server-b9935@sha256:295dc98",
     ),
     Defect(
-        "image-digest-not-the-recorded-one",
+        "built-image-wrong-arch",
         "lab",
+        "sites/lab/site.yaml",
+        "      nodeClasses: [pi5-8gb-amd64]\n",
+        "",
+        "images",
+        "single-arch amd64 image",
+    ),
+    Defect(
+        "image-digest-not-the-recorded-one",
+        "factory-line1",
         "platform/apps/llamacpp/kustomization.yaml",
         "digest: sha256:295dc9897fa8a643e4a513fbcaada51d3b8db4b0afa4fda7aeae2386757de58b",
         "digest: sha256:" + "1" * 64,

@@ -2,6 +2,7 @@
 #
 #   make lab        build the virtual Pi 5 lab and run playbooks/site.yml on it
 #   make lab-down   remove the lab
+#   make serve      the lab site's SLM on this machine (make serve-down stops it)
 #   make test       everything CI checks (scripts/run-checks), pytest-style summary at the end
 #
 # Every target installs what it needs first (apt packages, .venv, node images);
@@ -29,8 +30,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # dnsname plugin: without it a k3s agent cannot reach its server by name.
 # docker-registry (the CNCF Distribution registry) and apache2-utils (htpasswd, bcrypt) are the OCI
 # tests' real registry: the tests run the binary themselves on loopback; its systemd unit never runs.
+# prometheus (with promtool), prometheus-node-exporter and age serve `make serve`/`serve-test`: the
+# binaries run with the serve state's own config on loopback (their units never start here).
 APT_PACKAGES := podman runc golang-github-containernetworking-plugin-dnsname debootstrap \
-	qemu-user-static binfmt-support dpkg-dev git make docker-registry apache2-utils
+	qemu-user-static binfmt-support dpkg-dev git make docker-registry apache2-utils \
+	prometheus prometheus-node-exporter age
 APT_STAMP := $(BUILD)/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 VENV_RELEASE := $(REPO)/.venv-release
@@ -39,10 +43,10 @@ CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 LINK := $(BUILD)/collections/ansible_collections/edgeslm/pi5
 GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
-.PHONY: help setup apt venv images image-llama-server lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
+.PHONY: help setup apt venv images image-llama-server serve serve-down serve-test lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) oci-tools images
 
@@ -122,6 +126,20 @@ images: $(APT_STAMP)
 image-llama-server: ARCH ?= amd64
 image-llama-server: $(APT_STAMP)
 	$(PYTHON) scripts/llama-server-image --arch $(ARCH)
+
+# The lab site's SLM on this machine (tests/serve/serve.py): the project-built server image through a
+# loopback registry, the model staged by model_cache, the pod run by the kubelet TEST STAND-IN,
+# Traefik and Prometheus. Prints the OpenAI URL, this run's API key and Prometheus's URL, and leaves
+# them running; `make serve-down` stops them (by PID) and removes .build/serve.
+serve: $(APT_STAMP) $(VENV_STAMP)
+	@$(VENV)/bin/python tests/serve/serve.py up
+
+serve-down: $(VENV_STAMP)
+	@$(VENV)/bin/python tests/serve/serve.py down
+
+# What `make test` runs as its serve-test stage: tests/serve against its own serve run.
+serve-test: $(APT_STAMP) $(VENV_STAMP)
+	$(VENV)/bin/python scripts/run-checks --only serve-test
 
 lab: setup
 	$(VENV)/bin/python scripts/lab up

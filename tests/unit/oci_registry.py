@@ -33,9 +33,9 @@ HTPASSWD = shutil.which("htpasswd") or "/usr/bin/htpasswd"
 MISSING_HINT = "run `make oci-tools` (installs docker-registry, apache2-utils and .build/tools/oras)"
 
 
-def require_tools() -> None:
-    """Fail (not skip) with the make target to run when a real part is missing."""
-    missing = [str(p) for p in (DOCKER_REGISTRY, ORAS, HTPASSWD) if not Path(p).is_file()]
+def require_tools(*tools: str | Path) -> None:
+    """Fail (not skip) with the make target to run when a real part (by default: any) is missing."""
+    missing = [str(p) for p in (tools or (DOCKER_REGISTRY, ORAS, HTPASSWD)) if not Path(p).is_file()]
     if missing:
         raise RuntimeError(f"OCI test tools missing: {', '.join(missing)}; {MISSING_HINT}")
 
@@ -66,7 +66,8 @@ class Registry:
         return f"http://{self.host}"
 
     def start(self) -> Registry:
-        require_tools()
+        # The registry alone needs no oras (make serve starts one without the OCI client).
+        require_tools(DOCKER_REGISTRY, *((HTPASSWD,) if self.users else ()))
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()

@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
             )  # fmt: skip
             try:
                 status = serve.wait_ready(pod)
-                for _ in range(2):  # warm-up: first requests pay page faults of the mapped model and binary
+                for _warmup in range(2):  # warm-up: first requests pay page faults of the mapped model and binary
                     checks.chat(f"http://127.0.0.1:{pod.port}/v1", key, "warm up", stream=False, max_tokens=8)
                 rows = levels(f"http://127.0.0.1:{pod.port}/v1", key, args.requests, args.max_tokens)
                 time.sleep(0.5)

@@ -124,7 +124,7 @@ def check_images(site: _Site) -> None:
             if tag == "latest":
                 site.result.add("images", obj, f"{where}.image", f"{image}: the latest tag is not allowed")
             if not _DIGEST.search(image):
-                name, _, tag_only = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+                name, _colon, tag_only = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
                 # A project-built image may be referenced by the tag its recipe builds (built_images.py).
                 entry = recipe_entry(site.result, name)
                 problems = (

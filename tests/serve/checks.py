@@ -100,7 +100,7 @@ def chat(
     }
     started = time.monotonic()
     if not stream:
-        status, _, raw = http(f"{base}/chat/completions", method="POST", body=body, headers=headers)
+        status, _headers, raw = http(f"{base}/chat/completions", method="POST", body=body, headers=headers)
         elapsed = time.monotonic() - started
         if status != 200:
             return ChatResult(status, raw.decode(errors="replace"), elapsed, None, 0)
@@ -188,7 +188,7 @@ def prom_query(prometheus: str, expr: str, at: float | None = None) -> list[dict
     params = {"query": expr}
     if at is not None:
         params["time"] = f"{at:.3f}"
-    status, _, raw = http(f"{prometheus}/api/v1/query?{urllib.parse.urlencode(params)}")
+    status, _headers, raw = http(f"{prometheus}/api/v1/query?{urllib.parse.urlencode(params)}")
     doc = json.loads(raw or b"{}")
     if status != 200 or doc.get("status") != "success":
         raise CheckFailed(f"Prometheus refused {expr!r}: {doc.get('error') or raw[:300]!r}")
@@ -209,7 +209,7 @@ def require_samples(prometheus: str, expr: str, what: str) -> list[dict[str, Any
 def prom_query_range_max(prometheus: str, expr: str, start: float, end: float, step: float = 1.0) -> float:
     """The largest value `expr` took between start and end (CheckFailed when it has no samples)."""
     params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-    status, _, raw = http(f"{prometheus}/api/v1/query_range?{urllib.parse.urlencode(params)}")
+    status, _headers, raw = http(f"{prometheus}/api/v1/query_range?{urllib.parse.urlencode(params)}")
     doc = json.loads(raw or b"{}")
     if status != 200 or doc.get("status") != "success":
         raise CheckFailed(f"Prometheus refused {expr!r}: {doc.get('error') or raw[:300]!r}")

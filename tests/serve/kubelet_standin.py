@@ -867,8 +867,8 @@ def main(argv: list[str]) -> int:
         secrets=secrets,
         podman_env=job.get("podman_env") or {},
     )
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    signal.signal(signal.SIGTERM, lambda *_signal: runner.stop())
+    signal.signal(signal.SIGINT, lambda *_signal: runner.stop())
     try:
         runner.run(job.get("deadline_seconds"))
     except PodSpecError as exc:

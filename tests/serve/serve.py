@@ -150,7 +150,7 @@ def stop_pid(pid: int, name: str, grace: float = 15.0) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             done = 0 if pid_alive(pid) else pid
         if done == pid or not pid_alive(pid):
@@ -191,7 +191,7 @@ def server_image(objects: list[dict[str, Any]]) -> str:
 def start_registry(local_tag: str, site_image: str) -> tuple[Registry, Path]:
     """A registry on loopback holding the image under the site's repository path; the mirror config."""
     registry = Registry(STATE / "registry").start()
-    host, _, path = site_image.partition("/")
+    host, _slash, path = site_image.partition("/")
     target = f"{registry.host}/{path}"
     run(["podman", "push", "--quiet", "--tls-verify=false", local_tag, f"docker://{target}"], "podman push")
     conf = STATE / "registries.conf"

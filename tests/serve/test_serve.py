@@ -121,7 +121,7 @@ def test_image_pulled_from_the_registry_through_the_sites_mirror(site: Site) -> 
 
 def test_models_names_the_catalog_model(site: Site) -> None:
     catalog = yaml.safe_load((REPO / "gitops/sites/lab/site.yaml").read_text())
-    status, _, body = checks.http(f"{site.base}/models", headers={"Authorization": f"Bearer {site.key}"})
+    status, _headers, body = checks.http(f"{site.base}/models", headers={"Authorization": f"Bearer {site.key}"})
     assert status == 200, body
     names = {m.get("id") for m in json.loads(body)["data"]}
     assert catalog["spec"]["models"][0]["name"] in names, names
@@ -145,7 +145,7 @@ def test_api_key_required_and_cors_restricted(site: Site) -> None:
         assert wrong.status == 401, f"{base}: a wrong key got {wrong.status}"
         answered = checks.chat(base, site.key, "hello", stream=False, host=host)
         assert answered.status == 200 and answered.text, f"{base}: {answered.status} {answered.text[:200]}"
-        status, headers, _ = checks.http(
+        status, headers, _body = checks.http(
             f"{base}/models",
             headers={"Authorization": f"Bearer {site.key}", "Origin": "https://evil.example", **extra},
         )
@@ -158,8 +158,8 @@ def test_api_key_required_and_cors_restricted(site: Site) -> None:
 def test_traefik_rate_limit(site: Site) -> None:
     """More requests at once than the Middleware's burst: Traefik answers 429 before the server sees them."""
     statuses = []
-    for _ in range(12):  # bounded: 12 cheap requests, no pause
-        status, _, _ = checks.http(
+    for _request in range(12):  # bounded: 12 cheap requests, no pause
+        status, _headers, _body = checks.http(
             f"{site.traefik}/models", headers={"Authorization": f"Bearer {site.key}", "Host": SITE_HOST}
         )
         statuses.append(status)
@@ -207,7 +207,7 @@ def test_pod_on_a_node_without_the_model_stays_unready(site: Site, tmp_path: Pat
 
 
 def test_bounded_load_crosses_the_queue_threshold(site: Site) -> None:
-    (where, query, threshold), *_ = [q for q in checks.scaledobject_queries(site.objects) if "deferred" in q[1]]
+    (where, query, threshold), *_others = [q for q in checks.scaledobject_queries(site.objects) if "deferred" in q[1]]
     idle = float(checks.prom_query(site.prometheus, query)[0]["value"][1])
     assert idle == 0, f"{where}: {idle} while idle"
     site.load = checks.run_load(
@@ -279,11 +279,11 @@ def test_every_expression_the_site_ships_returns_samples(site: Site) -> None:
     assert site.load is not None, "runs after the load test"
     args = {"traefik-service": "slm-slm-llamacpp-canary", "canary-service": "slm-llamacpp-canary",
             "canary-hash": site.template_hash}  # fmt: skip
-    expressions = [(w, q) for w, q, _ in checks.scaledobject_queries(site.objects)]
-    expressions += [(w, q) for w, _, q in checks.analysis_queries(site.objects, args)]
+    expressions = [(w, q) for w, q, _threshold in checks.scaledobject_queries(site.objects)]
+    expressions += [(w, q) for w, _metric, q in checks.analysis_queries(site.objects, args)]
     expressions += [(f"alert {a}", checks.split_comparison(e)) for a, e in checks.alert_expressions(site.objects)]
     expressions += [(f"dashboard {p}", e) for p, e in checks.dashboard_queries(site.objects)]
-    kinds = {w.split()[0] for w, _ in expressions}
+    kinds = {w.split()[0] for w, _expr in expressions}
     assert {"ScaledObject", "AnalysisTemplate", "alert", "dashboard"} <= kinds, kinds
     failures = []
     for where, expr in expressions:
@@ -342,7 +342,7 @@ def test_promtool_checks_and_tests_every_alert(site: Site, tmp_path: Path) -> No
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
     tested = {t["alertname"] for case in yaml.safe_load(tests.read_text())["tests"] for t in case["alert_rule_test"]}
-    alerts = {name for name, _ in checks.alert_expressions(site.objects)}
+    alerts = {name for name, _expr in checks.alert_expressions(site.objects)}
     assert alerts and alerts <= tested, f"alerts without a promtool unit test: {sorted(alerts - tested)}"
     assert {"Pi5SocHot", "Pi5Throttled"} <= alerts
 
@@ -417,7 +417,7 @@ def test_a_wrong_server_argument_fails(site: Site) -> None:
 
 def test_a_wrong_metric_name_in_a_query_fails(site: Site) -> None:
     assert site.load is not None, "runs after the load test"
-    (_where, query, threshold), *_ = [q for q in checks.scaledobject_queries(site.objects) if "deferred" in q[1]]
+    (_where, query, threshold), *_others = [q for q in checks.scaledobject_queries(site.objects) if "deferred" in q[1]]
     wrong = query.replace("llamacpp:requests_deferred", "llamacpp:requests_defered")
     # The trigger's `or vector(0)` hides the misspelling from an empty-result check...
     peak = checks.prom_query_range_max(site.prometheus, wrong, site.load.started, site.load.ended)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from edgeslm_verify import local_fact as role_fact
 
 CONFIG = "/etc/rancher/k3s/config.yaml"
 DROPIN = "/etc/rancher/k3s/config.yaml.d/40-edgeslm-node.yaml"
@@ -28,9 +29,7 @@ def is_standin(host: Any) -> bool:
 
 
 def local_fact(host: Any) -> dict[str, Any]:
-    name = "edgeslm_k3s_server.fact" if is_server(host) else "edgeslm_k3s_agent.fact"
-    data: dict[str, Any] = json.loads(host.file(f"/etc/ansible/facts.d/{name}").content_string)
-    return data
+    return role_fact(host, "k3s", mode=None)
 
 
 def read_yaml(host: Any, path: str) -> Any:
@@ -221,21 +220,35 @@ def test_admission_and_audit_configuration(host: Any) -> None:
     assert logs.is_directory and logs.mode == 0o700
 
 
-HARDWARE_KEYS = ("edgeslm.io/ram-gb", "edgeslm.io/nvme", "edgeslm.io/page-size")
-
-
-def test_hardware_labels_dropin(host: Any) -> None:
+def test_catalog_labels_dropin(host: Any) -> None:
+    """The drop-in holds exactly the node class's labels and taints from the site catalog."""
     fact = local_fact(host)
     dropin = read_yaml(host, DROPIN)
     assert host.file(DROPIN).mode == 0o600
     assert set(dropin) <= {"node-label+", "node-taint+"}
-    hardware = [label for label in fact["labels"] if label.split("=")[0] in HARDWARE_KEYS]
-    assert sorted(dropin["node-label+"]) == sorted(hardware)
-    pages = next(label for label in dropin["node-label+"] if label.startswith("edgeslm.io/page-size="))
-    if pages.endswith("=16k"):
-        assert dropin["node-taint+"] == ["edgeslm.io/page-size=16k:NoSchedule"]
+    assert sorted(dropin["node-label+"]) == sorted(fact["catalog_labels"])
+    assert dropin.get("node-taint+", []) == fact["catalog_taints"]
+    labels = dict(label.split("=", 1) for label in fact["catalog_labels"])
+    assert labels["edgeslm.io/node-class"] == fact["node_class"]
+    if labels["edgeslm.io/page-size"] == "16k":
+        assert "edgeslm.io/page-size=16k:NoSchedule" in fact["catalog_taints"]
     else:
-        assert "node-taint+" not in dropin
+        assert not [t for t in fact["catalog_taints"] if t.startswith("edgeslm.io/page-size")]
+    # Extra labels live in config.yaml and never repeat a catalog key.
+    extra = read_yaml(host, CONFIG).get("node-label", [])
+    assert extra == fact["extra_labels"]
+    assert not {label.split("=")[0] for label in extra} & set(labels)
+
+
+def test_hardware_was_checked_against_the_catalog(host: Any) -> None:
+    checks = local_fact(host)["hardware_check"]
+    assert set(checks) == {"ram_gb", "page_size", "nvme", "npu", "arch", "pcie_switch"}
+    for field, outcome in checks.items():
+        assert outcome.startswith("unchecked: ") or "(" in outcome, (field, outcome)
+    if host.file("/opt/edgeslm-test-fixture/k3s-hw-8gb").exists:
+        # The molecule nodes' fixture facts (molecule/k3s_server/prepare.yml).
+        assert checks["ram_gb"] in ("8 GB (fixture)", "16 GB (fixture)")
+        assert checks["page_size"] in ("4k (fixture)", "16k (fixture)")
 
 
 def test_service_runs(host: Any) -> None:
@@ -247,11 +260,7 @@ def test_service_runs(host: Any) -> None:
 
 
 def test_local_fact_never_holds_a_token(host: Any) -> None:
-    text = host.file(
-        "/etc/ansible/facts.d/edgeslm_k3s_server.fact"
-        if is_server(host)
-        else "/etc/ansible/facts.d/edgeslm_k3s_agent.fact"
-    ).content_string
+    text = host.file("/etc/ansible/facts.d/edgeslm_k3s.fact").content_string
     fact = json.loads(text)
     assert fact["hardening"]["enabled"] is True
     for path in (SERVER_TOKEN, TOKEN_FILE):
@@ -282,10 +291,14 @@ def test_standin_merged_config_keeps_every_label_source(host: Any) -> None:
     seen = effective(host)
     labels = seen["config"].get("node-label", [])
     fact = local_fact(host)
-    for label in fact["labels"]:
+    for label in fact["catalog_labels"] + fact["extra_labels"]:
         assert label in labels, (label, labels)
+    for taint in fact["catalog_taints"]:
+        assert taint in seen["config"].get("node-taint", []), taint
     if host.file("/etc/rancher/k3s/config.yaml.d/50-edgeslm-npu.yaml").exists:
-        assert "edgeslm.io/npu=none" in labels
+        # The npu role's informational label survives the merge; the scheduling one is the catalog's, once.
+        assert "edgeslm.io/npu-driver=4.20.0" in labels
+    assert len([label for label in labels if label.startswith("edgeslm.io/npu=")]) == 1
     assert all(value != "<redacted>" or key in ("token",) for key, value in seen["config"].items())
 
 
@@ -302,7 +315,7 @@ def test_standin_cluster_registered_every_node(host: Any) -> None:
 def test_registries_are_root_only(host: Any) -> None:
     path = "/etc/rancher/k3s/registries.yaml"
     if not host.file(path).exists:
-        pytest.skip("no k3s_*_registries on this node")
+        pytest.skip("no k3s_registries on this node")
     registries = host.file(path)
     assert (registries.mode, registries.user) == (0o600, "root")
     assert "mirrors" in read_yaml(host, path)

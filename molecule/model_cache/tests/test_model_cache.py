@@ -9,14 +9,18 @@ staged and refused) skip themselves where the test catalog's models are absent.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import pytest
 from edgeslm_verify import is_container, local_fact
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils._digest import CACHE_XATTR, sidecar_path
+
 FACT = "/etc/ansible/facts.d/edgeslm_model_cache.fact"
-# Refused model -> whether it got as far as a download (then its directory exists, emptied).
-REFUSED = {"refused-misfit": True, "refused-checksum": True, "refused-space": False, "refused-input": False}
+# Every refused model leaves nothing behind: a misfit, a full disk and a bad entry are refused
+# before the download, a wrong checksum removes what was fetched (and the empty model folder).
+REFUSED = ("refused-misfit", "refused-checksum", "refused-space", "refused-input")
 
 
 def _fact(host: Any) -> dict[str, Any]:
@@ -54,18 +58,29 @@ def test_current_points_at_the_verified_file(host: Any) -> None:
 
 def test_no_temporary_download_is_left(host: Any) -> None:
     root = _fact(host)["dir"]
-    leftovers = host.run(f"find {root} -name '*.partial' -print").stdout.split()
+    leftovers = host.run(f"find {root} '(' -name '*.partial' -o -name '.*.incoming' ')' -print").stdout.split()
     assert leftovers == []
 
 
-def test_unchanged_model_was_hashed_once(host: Any) -> None:
-    # The first staging hashes the download once; the idempotent re-run reads the verification
-    # cache (xattr or sidecar) kept across the atomic rename, and must not hash again.
+def test_verified_at_is_the_cache_records_time_of_the_one_hash(host: Any) -> None:
+    # The staging hashed the download while fetching it and recorded the digest (xattr, or the sidecar
+    # the digest core names), which the atomic folder rename kept with the file. verified_at is that
+    # record's time: a re-run that hashed again would have rewritten it and changed the fact, which the
+    # idempotence step refuses.
     for model in _fact(host)["models"]:
-        if _molecule(host):
-            assert model["hashes"] == 1, model
-        else:
-            assert model["hashes"] >= 1, model
+        assert model["cache_store"] in ("xattr", "sidecar"), model
+        path = model["version_dir"] + "/" + model["file"]
+        # Where the record lives is the digest core's business: its xattr name and sidecar path.
+        script = (
+            "import json, os, sys, time\n"
+            "try:\n    raw = os.getxattr(sys.argv[1], sys.argv[2])\n"
+            "except OSError:\n    raw = open(sys.argv[3], 'rb').read()\n"
+            "r = json.loads(raw)\n"
+            "print(r['sha256'], time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(r['verified_at'])))\n"
+        )
+        command = f"python3 -c {shlex.quote(script)} {path} {CACHE_XATTR} {sidecar_path(path)}"
+        sha, verified_at = host.check_output(command).split()
+        assert (sha, verified_at) == (model["sha256"], model["verified_at"])
 
 
 def test_catalog_selection_by_node_class(host: Any) -> None:
@@ -94,15 +109,9 @@ def test_previous_version_kept_and_older_pruned(host: Any) -> None:
     assert model["quantization"] == "Q4_0"
 
 
-@pytest.mark.parametrize(("name", "downloaded"), sorted(REFUSED.items()))
-def test_refused_models_left_nothing(host: Any, name: str, downloaded: bool) -> None:
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_models_left_nothing(host: Any, name: str) -> None:
     if not _molecule(host):
         pytest.skip("checks the molecule refusal cases")
-    home = host.file(_fact(host)["dir"] + "/" + name)
-    # Refused before the download (space, input): nothing was created at all.
-    assert home.exists == downloaded
-    if not downloaded:
-        return
-    assert not host.file(home.path + "/current").exists
-    assert host.run(f"find {home.path} -type f -print").stdout.strip() == ""
+    assert not host.file(_fact(host)["dir"] + "/" + name).exists
     assert name not in _models(host)

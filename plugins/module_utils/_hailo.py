@@ -260,7 +260,8 @@ def check_release(model: str, codename: str | None) -> None:
     raise HailoOsError(
         f"npu_hailo_model resolves to {model}, whose stack {stack.meta_package} is published for {wanted} only; "
         f"this node runs {_OS_NAMES.get(codename, codename)}. Install Raspberry Pi OS Trixie (64-bit) on the node, "
-        "or set npu_hailo_model: none (edgeslm_npu) to leave the NPU without software"
+        "or leave npu out of the node class in the site catalog (npu_hailo_model: none) to leave the NPU "
+        "without software"
     )
 
 

@@ -65,14 +65,14 @@ def plan_lane(
     """
     evidence: dict[str, list[str]] = {"nvme": [], "npu": [], "switch": []}
     if nvme_declared:
-        evidence["nvme"].append("declared: ssd_boot_nvme_attached (edgeslm_nvme)")
+        evidence["nvme"].append("declared: ssd_boot_nvme_attached (the node class's nvme)")
     evidence["nvme"] += [f"detected: NVMe controller at {slot}" for slot in _slots(detected, "nvme")]
     evidence["nvme"] += [f"detected: disk {disk}" for disk in nvme_disks]
     if npu_declared:
-        evidence["npu"].append("declared: ssd_boot_npu_attached (edgeslm_npu)")
+        evidence["npu"].append("declared: ssd_boot_npu_attached (the node class's npu)")
     evidence["npu"] += [f"detected: Hailo NPU at {slot}" for slot in _slots(detected, "npu")]
     if switch_declared:
-        evidence["switch"].append("declared: ssd_boot_pcie_switch (edgeslm_pcie_switch)")
+        evidence["switch"].append("declared: ssd_boot_pcie_switch (the node class's pcieSwitch)")
     switch_ports = _slots(detected, "switch")
     evidence["switch"] += [f"detected: PCIe switch port at {slot}" for slot in switch_ports]
     nvme = bool(evidence["nvme"])
@@ -90,8 +90,8 @@ def plan_lane(
             + ") and an NVMe drive (NVMe: "
             + "; ".join(evidence["nvme"])
             + ") are on the Raspberry Pi 5's one PCIe lane, which only a PCIe switch board can share, at Gen 2. "
-            "Set ssd_boot_pcie_switch: true (edgeslm_pcie_switch) if the node has one, or remove one device "
-            "(and set edgeslm_nvme or edgeslm_npu to match)." + found
+            "Set pcieSwitch: true on the node class in the site catalog (ssd_boot_pcie_switch: true) if the node "
+            "has one, or remove one device (and set the class's nvme or npu to match)." + found
         )
     if gen not in (2, 3):
         reasons.append(f"ssd_boot_pcie_gen is {gen}: the Raspberry Pi 5 lane runs at Gen 2 or Gen 3; set 2 or 3.")

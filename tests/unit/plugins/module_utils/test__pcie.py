@@ -42,7 +42,7 @@ def test_refusal_from_the_bus_names_the_devices_and_the_variable() -> None:
     (reason,) = plan.reasons
     assert "one PCIe lane" in reason
     assert "ssd_boot_pcie_switch: true" in reason
-    assert "edgeslm_pcie_switch" in reason
+    assert "Set pcieSwitch: true on the node class in the site catalog" in reason
     assert "Hailo NPU at 0001:03:00.0" in reason
     assert "NVMe controller at 0001:04:00.0" in reason
 
@@ -54,8 +54,8 @@ def test_refusal_points_at_an_undeclared_switch_on_the_bus() -> None:
 
 def test_refusal_from_the_declaration_names_both_variables() -> None:
     (reason,) = _pcie.plan_lane(True, True, False, 2).reasons
-    assert "ssd_boot_npu_attached (edgeslm_npu)" in reason
-    assert "ssd_boot_nvme_attached (edgeslm_nvme)" in reason
+    assert "ssd_boot_npu_attached (the node class's npu)" in reason
+    assert "ssd_boot_nvme_attached (the node class's nvme)" in reason
 
 
 @pytest.mark.parametrize(

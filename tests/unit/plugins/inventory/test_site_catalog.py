@@ -90,9 +90,7 @@ def test_the_site_is_the_inventory(tmp_path: Path) -> None:
 
 
 def test_a_host_the_catalog_lacks_is_refused(tmp_path: Path) -> None:
-    result = inventory(
-        tmp_path, "factory-line1", hosts={"line1-cp-1": {"ansible_host": "10.0.0.1"}, "line1-gpu-9": {}}
-    )
+    result = inventory(tmp_path, "factory-line1", hosts={"line1-cp-1": {"ansible_host": "10.0.0.1"}, "line1-gpu-9": {}})
     assert result.returncode != 0
     message = " ".join(result.stderr.split())
     catalog = tmp_path / "gitops" / "sites" / "factory-line1" / "site.yaml"

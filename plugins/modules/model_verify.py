@@ -38,7 +38,9 @@ options:
   format:
     description:
       - Model file format. V(auto) detects GGUF by its magic bytes; other files are treated
-        as opaque (checksum only).
+        as opaque (checksum only), except that a file named C(*.gguf) must be GGUF.
+      - With V(gguf), or V(auto) and a C(*.gguf) name, a file that is not GGUF (empty, text, an HTML
+        error page, a Git LFS pointer, another format) fails, naming the file and what it holds.
       - V(hef) is a Hailo-compiled model for the Hailo-10H; its metadata cannot be read here,
         so pass O(description) for a fit check.
     type: str
@@ -331,8 +333,11 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._digest import verify_sha256  # noqa: E402
-from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import GGUF_MAGIC, GGUFError, read_gguf  # noqa: E402
-from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import estimate_from_description  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import GGUFError, detect_format, read_gguf  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (  # noqa: E402
+    describe_gguf,
+    estimate_from_description,
+)
 from ansible_collections.edgeslm.pi5.plugins.module_utils._targets import check_fit  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -359,13 +364,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-def _detect_format(path: str, declared: str) -> str:
-    if declared != "auto":
-        return declared
-    with Path(path).open("rb") as stream:
-        return "gguf" if stream.read(4) == GGUF_MAGIC else "unknown"
-
-
 def _estimate_args(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "context_length": params["context_length"],
@@ -381,7 +379,7 @@ def _model_checks(module: AnsibleModule, fmt: str, result: dict[str, Any]) -> No
     if fmt == "gguf":
         info = read_gguf(params["path"])
         result["gguf"] = info.as_dict()
-        description = info.description()
+        description = describe_gguf(info)  # with the tensor groups: the exact repacking split
     elif params["description"] is not None:
         description = dict(params["description"])
         description.setdefault("format", fmt if fmt != "unknown" else "gguf")
@@ -433,7 +431,14 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if not Path(path).is_file():
         module.fail_json(msg=f"path {path!r} does not exist or is not a regular file", **result)
     try:
-        fmt = _detect_format(path, params["format"])
+        # A *.gguf name or format gguf promises GGUF: anything else (empty, an error page,
+        # an LFS pointer) is refused here, naming the file and what it holds.
+        fmt = detect_format(path, params["format"])
+    except GGUFError as exc:
+        module.fail_json(msg=str(exc), error=type(exc).__name__, **result)
+    except OSError as exc:
+        module.fail_json(msg=f"{path}: {exc}", error=type(exc).__name__, **result)
+    try:
         result["format"] = fmt
         # Parse and fit first: a corrupt, truncated or oversized model is refused from its
         # metadata, without hashing gigabytes (minutes on a Pi's microSD).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
 
@@ -88,3 +89,88 @@ def _nbytes(shape: Sequence[int], type_id: int) -> int:
     for dim in shape[1:]:
         rows *= dim
     return rows * shape[0] // block * size
+
+
+# --- structure walker: where each field of a well-formed file lies -----------------------
+# An oracle independent of the collection's reader, for truncation at every structural
+# boundary and for the mutation fuzz (benchmarks/gguf_fuzz.py), which overwrites exactly
+# the length, count, type and offset fields.
+
+_SCALAR_SIZES = {U8: 1, I8: 1, U16: 2, I16: 2, U32: 4, I32: 4, F32: 4, BOOL: 1, U64: 8, I64: 8, F64: 8}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a GGUF file: byte offset, size, what it is (`kind`) and where (`label`)."""
+
+    offset: int
+    size: int
+    kind: str  # magic, version, count, length, bytes, type, elements, ndims, dim, ggml_type, offset, padding
+    label: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    fields: tuple[Field, ...]
+    data_offset: int  # start of the tensor data region
+    alignment: int
+
+    def boundaries(self) -> list[int]:
+        """Every offset where one field ends and the next begins, plus the data region start."""
+        cuts = {f.offset for f in self.fields} | {f.offset + f.size for f in self.fields}
+        return sorted(cuts | {self.data_offset})
+
+
+def layout(data: bytes) -> Layout:
+    """Walk a well-formed GGUF file; raises ValueError if it is not one."""
+    fields: list[Field] = []
+    pos = 0
+
+    def take(size: int, kind: str, label: str) -> bytes:
+        nonlocal pos
+        if pos + size > len(data):
+            raise ValueError(f"{label}: needs {size} bytes at {pos}, file has {len(data)}")
+        fields.append(Field(pos, size, kind, label))
+        pos += size
+        return data[pos - size : pos]
+
+    def num(size: int, kind: str, label: str) -> int:
+        return int.from_bytes(take(size, kind, label), "little")
+
+    def text(label: str) -> bytes:
+        length = num(8, "length", f"length of {label}")
+        return take(length, "bytes", label)
+
+    take(4, "magic", "magic")
+    num(4, "version", "version")
+    n_tensors = num(8, "count", "tensor count")
+    n_kv = num(8, "count", "key/value count")
+    alignment = 32
+    for index in range(n_kv):
+        key = text(f"key #{index}").decode(errors="replace")
+        vtype = num(4, "type", f"value type of {key}")
+        if vtype == ARRAY:
+            etype = num(4, "type", f"element type of {key}")
+            count = num(8, "count", f"element count of {key}")
+            if etype == STRING:
+                for item in range(count):
+                    text(f"{key}[{item}]")
+            else:
+                take(count * _SCALAR_SIZES[etype], "elements", f"elements of {key}")
+        elif vtype == STRING:
+            text(f"value of {key}")
+        else:
+            raw = take(_SCALAR_SIZES[vtype], "value", f"value of {key}")
+            if key == "general.alignment":
+                alignment = int.from_bytes(raw, "little")
+    for index in range(n_tensors):
+        name = text(f"name of tensor #{index}").decode(errors="replace")
+        n_dims = num(4, "ndims", f"dimension count of {name}")
+        for dim in range(n_dims):
+            num(8, "dim", f"dimension {dim} of {name}")
+        num(4, "ggml_type", f"type of {name}")
+        num(8, "offset", f"data offset of {name}")
+    data_offset = -(-pos // alignment) * alignment if n_tensors else pos
+    if data_offset > pos:
+        fields.append(Field(pos, data_offset - pos, "padding", "padding before tensor data"))
+    return Layout(tuple(fields), data_offset, alignment)

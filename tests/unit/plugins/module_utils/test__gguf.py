@@ -98,8 +98,11 @@ def test_expert_counts_and_per_layer_heads() -> None:
         gb.kv_u32("llama.expert_used_count", 2),
         gb.kv_u32s("llama.attention.head_count_kv", [1, 2, 2]),
     ]
-    # LLAMA_KVS already has head_count_kv: drop it so the key is unique.
-    kvs = [kv for kv in kvs if kv != gb.kv_u32("llama.attention.head_count_kv", 2)]
+    # LLAMA_KVS already has head_count_kv and one layer: three per-layer values need three layers.
+    kvs = [
+        kv for kv in kvs if kv not in (gb.kv_u32("llama.attention.head_count_kv", 2), gb.kv_u32("llama.block_count", 1))
+    ]
+    kvs.append(gb.kv_u32("llama.block_count", 3))
     info = _parse(gb.build(kvs))
     assert info.expert_count == 8
     assert info.expert_used_count == 2
@@ -223,7 +226,7 @@ HOSTILE: list[tuple[str, Build, type[G.GGUFError], str]] = [
     ("string array count larger than file", _array_count_too_large, G.GGUFLimitError, "element count"),
     ("numeric array count larger than file", _numeric_array_count_too_large, G.GGUFLimitError, "element count"),
     ("string in array larger than file", _string_in_array_too_long, G.GGUFLimitError, "string length"),
-    ("deeply nested arrays", _nested_arrays, G.GGUFArrayError, "nested deeper"),
+    ("nested arrays", _nested_arrays, G.GGUFArrayError, "array of arrays"),
     ("unknown value type", _unknown_value_type, G.GGUFTypeError, "unknown value type 13"),
     ("unknown array element type", _unknown_array_element_type, G.GGUFTypeError, "unknown element type 99"),
     ("unknown ggml type", lambda: _tensor((64, 2), 4, 0, 512), G.GGUFTypeError, "unknown GGML type 4"),
@@ -234,7 +237,7 @@ HOSTILE: list[tuple[str, Build, type[G.GGUFError], str]] = [
     ("row not whole blocks", lambda: _tensor((40, 2), 8, 0, 512), G.GGUFTensorError, "not a multiple"),
     ("misaligned offset", lambda: _tensor((64, 2), 0, 8, 1024), G.GGUFTensorError, "not aligned"),
     ("offset outside file", lambda: _tensor((64, 2), 0, 1 << 40, 512), G.GGUFTensorError, "outside .* corrupt"),
-    ("size outside file", lambda: _tensor((1 << 30, 1 << 30), 0, 0, 512), G.GGUFTensorError, "outside .* corrupt"),
+    ("absurd tensor size", lambda: _tensor((1 << 30, 1 << 30), 0, 0, 512), G.GGUFTensorError, "PiB .* corrupt"),
     ("tensor data past end", _truncated_data, G.GGUFTruncatedError, "missing"),
     ("duplicate key", _duplicate_key, G.GGUFMetadataError, "appears twice"),
     ("duplicate tensor", _duplicate_tensor, G.GGUFTensorError, "appears twice"),
@@ -308,3 +311,105 @@ def test_spec_helpers_cover_several_ggml_types() -> None:
     }
     assert {Q.F32, Q.Q8_0, Q.Q4_0, Q.Q4_K, Q.Q6_K} <= types
     assert isinstance(PRESETS["llama-tiny"], ModelSpec)
+
+
+# --- what else lands under a model's name ------------------------------------------------
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"4d" * 32 + b"\nsize 12345\n"
+SAFETENSORS = (18).to_bytes(8, "little") + b'{"__metadata__":{}}' + b"\0" * 64
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (LFS_POINTER, "Git LFS pointer file"),
+        (b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>", "HTML page"),
+        (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code></Error>', "XML document"),
+        (b'{"error":"Repository not found"}', "JSON text"),
+        (b"tjgg\x03\x00\x00\x00" + b"\0" * 40, "legacy GGJT file"),
+        (SAFETENSORS, "safetensors file"),
+        (b"\x1f\x8b\x08\x00" + b"\0" * 40, "gzip-compressed"),
+        (b"PK\x03\x04" + b"\0" * 40, "zip-compressed"),
+        (b"Not Found\n", "text"),
+        (bytes(range(200, 248)), "binary data"),
+    ],
+)
+def test_describe_start_names_what_the_file_is(head: bytes, expected: str) -> None:
+    description = G.describe_start(head[:64], len(head))
+    assert description.startswith(("a", "an", "JSON", "text", "binary")), description
+    assert expected in description
+    assert f"{len(head)} bytes, starting {head[:16].hex(' ')}" in description
+
+
+def test_describe_start_of_an_empty_file() -> None:
+    assert G.describe_start(b"", 0) == "the file is empty (0 bytes)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "declared", "error", "message"),
+    [
+        (
+            "m.gguf",
+            b"",
+            "auto",
+            G.GGUFTruncatedError,
+            r"m\.gguf: not a GGUF model although its name ends in \.gguf: "
+            r"the file is empty \(0 bytes\)",
+        ),
+        ("m.gguf", b"GG", "auto", G.GGUFTruncatedError, r"only 2 bytes \(b'GG'\), the start of a GGUF magic"),
+        ("M.GGUF", b"Not Found\n", "auto", G.GGUFMagicError, r"not a GGUF file although its name ends in \.gguf: text"),
+        ("m.gguf", LFS_POINTER, "auto", G.GGUFMagicError, "Git LFS pointer file"),
+        (
+            "weights.bin",
+            b"<html>denied</html>",
+            "gguf",
+            G.GGUFMagicError,
+            r"weights\.bin: not a GGUF file although format gguf was requested: an HTML page",
+        ),
+        ("weights.bin", b"GGML" + gb.build()[4:], "gguf", G.GGUFMagicError, "starting 47 47 4d 4c"),
+    ],
+)
+def test_detect_format_refuses_what_promises_gguf_and_is_not(
+    tmp_path: Path, name: str, content: bytes, declared: str, error: type[G.GGUFError], message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(error, match=message):
+        G.detect_format(path, declared)
+
+
+def test_detect_format_of_other_files(tmp_path: Path) -> None:
+    gguf_file = tmp_path / "named-anything.bin"
+    gguf_file.write_bytes(gb.build())
+    opaque = tmp_path / "weights.bin"
+    opaque.write_bytes(b"Not Found\n")
+    hef = tmp_path / "model.gguf"
+    hef.write_bytes(b"not checked: the caller declared hef")
+    assert G.detect_format(gguf_file) == "gguf"
+    assert G.detect_format(gguf_file, "gguf") == "gguf"
+    assert G.detect_format(opaque) == "unknown"
+    assert G.detect_format(hef, "hef") == "hef"
+
+
+def test_value_types_are_recorded_and_token_list_sets_the_vocabulary() -> None:
+    kvs = [*gb.LLAMA_KVS, gb.kv_u32("llama.vocab_size", 99)]
+    info = _parse(gb.build(kvs))
+    assert info.metadata_types["general.architecture"] == "string"
+    assert info.metadata_types["llama.block_count"] == "uint32"
+    assert info.metadata_types["tokenizer.ggml.tokens"] == "array[string]"
+    # llama.cpp's n_vocab is the token list's length; <arch>.vocab_size only counts without one.
+    assert info.vocab_size == 3
+
+
+def test_nested_arrays_refused_before_their_elements_are_read() -> None:
+    """An array of arrays is refused at its header: a million elements cost nothing."""
+    inner = gb.u32(gb.U8) + gb.u64(0)
+    data = gb.header(0, 1) + gb.string("x") + gb.u32(gb.ARRAY) + gb.u32(gb.ARRAY) + gb.u64(1 << 20) + inner * (1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(G.GGUFArrayError, match="array of arrays"):
+            _parse(data)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * G.READ_CHUNK

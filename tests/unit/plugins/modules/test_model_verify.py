@@ -14,6 +14,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _digest as D
 from ansible_collections.edgeslm.pi5.plugins.modules import model_verify
+from ansible_collections.edgeslm.pi5.tests.unit import gguf_hostile
 from ansible_collections.edgeslm.pi5.tests.unit.gguf_factory import PRESETS, write_model
 
 
@@ -85,14 +86,14 @@ def test_truncated_model_fails_without_hashing(model: Path, capsys: pytest.Captu
 
 
 def test_misfit_fails_unless_opted_out(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    tiny = {"name": "tiny-board", "kind": "cpu", "memory_bytes": 32 << 20, "reserve_bytes": 0}
+    tiny = {"name": "tiny-board", "kind": "cpu", "memory_bytes": 16 << 20, "reserve_bytes": 0}
     failed = run({"path": str(model), "target": tiny, "context_length": 4096}, capsys)
     assert failed["failed"]
     assert "model cannot be served on the target: test-qwen2 Q4_0 at ctx 4096 needs" in failed["msg"]
     report = run({"path": str(model), "target": tiny, "context_length": 4096, "fail_on_misfit": False}, capsys)
     assert not report.get("failed")
     assert report["fits"] is False
-    assert "tiny-board has 32 MiB free" in report["problems"][0]
+    assert "tiny-board has 16 MiB free" in report["problems"][0]
 
 
 def test_target_without_context_fails(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,6 +115,50 @@ def test_opaque_file_is_checksummed_only(tmp_path: Path, capsys: pytest.CaptureF
     assert result["format"] == "unknown"
     assert result["gguf"] == {}
     assert result["sha256"] == hashlib.sha256(b"x" * 100).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"", "the file is empty (0 bytes)"),
+        (b"<!DOCTYPE html><html><body>Access denied</body></html>", "an HTML page"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\nsize 42\n", "Git LFS pointer"),
+        (b"Not Found\n", "text; 10 bytes, starting 4e 6f 74 20"),
+        (b"GGML" + b"\0" * 60, "binary data; 64 bytes, starting 47 47 4d 4c"),
+    ],
+)
+def test_gguf_name_that_is_not_gguf_fails_without_hashing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, found: str
+) -> None:
+    path = tmp_path / "qwen.gguf"
+    path.write_bytes(content)
+    result = run({"path": str(path), "sha256": hashlib.sha256(content).hexdigest()}, capsys)
+    assert result["failed"]
+    assert result["msg"].startswith(f"{path}: not a GGUF ")
+    assert "although its name ends in .gguf" in result["msg"]
+    assert found in result["msg"]
+    assert result["error"] in ("GGUFMagicError", "GGUFTruncatedError")
+    assert "sha256" not in result  # refused before hashing, even with a matching checksum
+
+
+def test_explicit_gguf_format_that_is_not_gguf_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b'<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>')
+    result = run({"path": str(path), "format": "gguf"}, capsys)
+    assert result["failed"]
+    assert f"{path}: not a GGUF file although format gguf was requested: an XML document" in result["msg"]
+    assert result["error"] == "GGUFMagicError"
+
+
+def test_crafted_gguf_fails_with_the_cores_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hostile file (here: scores shorter than the token list) becomes fail_json, not a traceback."""
+    case = next(c for c in gguf_hostile.CASES if c.name == "scores shorter than tokens")
+    path = tmp_path / "hostile.gguf"
+    path.write_bytes(case.build())
+    result = run({"path": str(path), "target": "pi5-8gb", "context_length": 512}, capsys)
+    assert result["failed"]
+    assert result["msg"].startswith(f"{path}: corrupt or unusable GGUF file: tokenizer.ggml.scores has 2 entries")
+    assert result["error"] == "GGUFMetadataError"
 
 
 def test_hef_with_description(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,7 +120,13 @@ def main(out_dir: Path) -> None:
     data = good.read_bytes()
     (out_dir / "truncated.gguf").write_bytes(data[: len(data) - 4096])
     (out_dir / "corrupt.gguf").write_bytes(b"GGML" + data[4:])
-    files = {name: facts(out_dir / f"{name}.gguf") for name in ("good-q8_0", "good-q4_0", "truncated", "corrupt")}
+    # What lands under a model's name when a download goes wrong: an error page, nothing at all.
+    (out_dir / "error-page.gguf").write_bytes(b"<!DOCTYPE html>\n<html><body><h1>403 Forbidden</h1></body></html>\n")
+    (out_dir / "empty.gguf").write_bytes(b"")
+    (out_dir / "notes.gguf.txt").write_bytes(b"not a model\n")
+    names = ("good-q8_0", "good-q4_0", "truncated", "corrupt", "error-page", "empty")
+    files = {name: facts(out_dir / f"{name}.gguf") for name in names}
+    files["notes"] = facts(out_dir / "notes.gguf.txt")
     files["big"] = facts(out_dir / "big.gguf", digest=False)
     json.dump(files, sys.stdout)
 

@@ -87,6 +87,7 @@ def chat(
     max_tokens: int = 16,
     host: str | None = None,
     seed: int = 42,
+    ignore_eos: bool = False,
 ) -> ChatResult:
     """A chat completion against `base` (…/v1); with stream, the time to the first content chunk."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -98,6 +99,10 @@ def chat(
         "stream": stream,
         "seed": seed,
     }
+    if ignore_eos:
+        # llama-server's own request field (tools/server): generate exactly max_tokens. The lab model's
+        # random weights end some answers at once, which would make a load's length a matter of luck.
+        body["ignore_eos"] = True
     started = time.monotonic()
     if not stream:
         status, _headers, raw = http(f"{base}/chat/completions", method="POST", body=body, headers=headers)
@@ -167,7 +172,10 @@ def run_load(
         for number in range(requests_per_worker):
             if time.monotonic() > stop_at:
                 return
-            result = chat(base, key, f"Request {index}.{number}: count to five.", stream=stream, max_tokens=max_tokens)
+            result = chat(
+                base, key, f"Request {index}.{number}: count to five.", stream=stream, max_tokens=max_tokens,
+                ignore_eos=True,
+            )  # fmt: skip
             with lock:
                 load.statuses[result.status] = load.statuses.get(result.status, 0) + 1
                 load.results.append(result)

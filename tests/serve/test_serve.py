@@ -38,8 +38,9 @@ from ansible_collections.edgeslm.pi5.tests.serve import checks, kubelet_standin,
 
 SITE_HOST = "llm.lab.edgeslm.internal"
 LOAD_CONCURRENCY = 4  # above the lab's --parallel 1
-LOAD_REQUESTS = 2  # per worker
+LOAD_REQUESTS = 3  # per worker
 LOAD_DEADLINE = 150.0
+LOAD_ROUNDS = 3
 SCRAPE_WAIT = 6.0  # three scrapes of the 2 s interval
 FAILURE_DEADLINE = 45.0
 PODMAN_MIN_MEMORY = 6 << 20  # podman refuses a memory limit below 6 MiB
@@ -214,17 +215,23 @@ def test_bounded_load_crosses_the_queue_threshold(site: Site) -> None:
     (where, query, threshold), *_others = [q for q in checks.scaledobject_queries(site.objects) if "deferred" in q[1]]
     idle = float(checks.prom_query(site.prometheus, query)[0]["value"][1])
     assert idle == 0, f"{where}: {idle} while idle"
-    site.load = checks.run_load(
-        site.base,
-        site.key,
-        concurrency=LOAD_CONCURRENCY,
-        requests_per_worker=LOAD_REQUESTS,
-        max_tokens=24,
-        deadline_seconds=LOAD_DEADLINE,
-    )
-    time.sleep(SCRAPE_WAIT)
-    assert site.load.statuses == {200: LOAD_CONCURRENCY * LOAD_REQUESTS}, site.load.statuses
-    peak = checks.prom_query_range_max(site.prometheus, query, site.load.started, site.load.ended)
+    # A round can end between two scrapes on a fast machine: up to LOAD_ROUNDS rounds, stopping at the
+    # first that Prometheus saw queue above the threshold (bounded: at most 3 x 4 x 3 requests).
+    peak = 0.0
+    for _round in range(LOAD_ROUNDS):
+        site.load = checks.run_load(
+            site.base,
+            site.key,
+            concurrency=LOAD_CONCURRENCY,
+            requests_per_worker=LOAD_REQUESTS,
+            max_tokens=64,
+            deadline_seconds=LOAD_DEADLINE,
+        )
+        time.sleep(SCRAPE_WAIT)
+        assert site.load.statuses == {200: LOAD_CONCURRENCY * LOAD_REQUESTS}, site.load.statuses
+        peak = checks.prom_query_range_max(site.prometheus, query, site.load.started, site.load.ended)
+        if peak > threshold:
+            break
     assert peak > threshold, f"{where}: queue depth peaked at {peak}, never above its threshold {threshold}"
     deadline = time.monotonic() + 30
     while float(checks.prom_query(site.prometheus, query)[0]["value"][1]) != 0:

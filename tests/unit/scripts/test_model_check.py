@@ -75,3 +75,13 @@ def test_invalid_input_exits_2(model: Path) -> None:
     code, report = run(str(model), "--target", "pi5-8gb")
     assert code == 2
     assert "--context-length" in report["errors"][0]
+
+
+def test_a_gguf_name_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    page = tmp_path / "model.gguf"
+    page.write_text("<html><body>404</body></html>", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(page), "--no-hash"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    assert "not a GGUF file" in proc.stdout

@@ -19,9 +19,12 @@ import pytest
 import yaml
 from edgeslm_verify import local_fact
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _gitops
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import K3S_KUBERNETES_MINOR
+
 FACT = "/etc/ansible/facts.d/edgeslm_gitops_bootstrap.fact"
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
-KUBERNETES_VERSION = "1.33"
+KUBERNETES_VERSION = K3S_KUBERNETES_MINOR
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = Path(os.environ.get("EDGESLM_SCHEMAS_DIR", REPO_ROOT / "scripts" / "gitops_validate" / "schemas" / "crds"))
 CRD_SCHEMAS = {
@@ -127,14 +130,30 @@ def test_sync_objects_are_schema_valid_and_point_at_the_site(host: Any) -> None:
         assert source["metadata"] == kustomization["metadata"] | {"name": "flux-system"}
         assert source["spec"]["url"] == repo["url"]
         assert source["spec"]["ref"] == {"branch": repo["branch"]}
-        assert kustomization["spec"]["path"] == f"./clusters/{fact['site']}" == repo["path"]
+        assert kustomization["spec"]["path"] == f"{repo['root']}/platform/flux"
+        assert kustomization["spec"]["postBuild"]["substitute"]["SITE"] == fact["site"]
         assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
         assert kustomization["spec"]["prune"] is True and kustomization["spec"]["wait"] is True
     else:
         (app,) = docs
         assert app["kind"] == "Application" and app["metadata"]["namespace"] == "argocd"
-        assert app["spec"]["source"] == {"repoURL": repo["url"], "targetRevision": repo["branch"], "path": repo["path"]}
+        assert [s["path"] for s in app["spec"]["sources"]] == [
+            f"{repo['root']}/platform/configs",
+            f"{repo['root']}/sites/{fact['site']}/apps",
+        ]
+        assert {s["repoURL"] for s in app["spec"]["sources"]} == {repo["url"]}
         assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    # Exactly the objects the collection's core builds (the ones scripts/validate-gitops starts from).
+    expected = _gitops.handoff(
+        fact["controller"],
+        site=fact["site"],
+        repo_url=repo["url"],
+        branch=repo["branch"],
+        gitops_root=repo["root"],
+        git_credentials="flux-system/flux-system" in fact["secrets"]["names"],
+        verify_commits=any(name.endswith("/flux-git-signers") for name in fact["secrets"]["names"]),
+    )
+    assert docs == expected
 
 
 def test_secrets_are_valid_and_referenced(host: Any) -> None:
@@ -158,7 +177,8 @@ def test_secrets_are_valid_and_referenced(host: Any) -> None:
         else:
             assert "verify" not in sync[0]["spec"]
         if "sops-age" in by_name:
-            assert sync[1]["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
+            # Flux's own Kustomizations in platform/flux decrypt with it; the hand-off does not.
+            assert "decryption" not in sync[1]["spec"]
             assert by_name["sops-age"]["stringData"]["age.agekey"].startswith("AGE-SECRET-KEY-1")
     else:
         (secret,) = secrets

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -50,12 +51,15 @@ use_checkout()
 
 from llama_probe import BIN_DIR, MIB, fit_params, run_server  # noqa: E402
 
+from ansible_collections.edgeslm.pi5.plugins.module_utils._compute import compute_sizes  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import read_gguf  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import (  # noqa: E402
     CPU_PROFILES,
     MemoryEstimate,
+    compute_shape,
     describe_gguf,
     estimate_from_description,
+    parse_description,
 )
 from ansible_collections.edgeslm.pi5.plugins.module_utils._serving import (  # noqa: E402
     ServingConfig,
@@ -256,11 +260,13 @@ def measure(path: Path, config: Config, with_fit: bool) -> dict[str, Any]:
     idle = probe.idle
     assert idle is not None
     buffers_total = plain + buffers["repacked"] + buffers["kv_cache"] + buffers["compute"] + buffers["output"]
-    # the process beyond llama.cpp's buffers: after load, and at the peak (work buffer, sampler)
+    # the process beyond llama.cpp's buffers after load, and what it adds by the peak (the CPU
+    # work buffer, the slots' sampler state); context checkpoints, from the server's own log
     idle_rest = idle.rss - idle.model_file_rss - buffers["kv_cache"] - buffers["repacked"] - buffers["loaded"]
     last = probe.peaks[-1]
     peak_needed = last.hwm - min(last.model_file_rss, buffers["repacked"])
-    process = max(idle_rest, peak_needed - buffers_total)
+    checkpoints = checkpoint_bytes(probe.log)
+    process = max(idle_rest, peak_needed - buffers_total - checkpoints)
     est = estimate_from_description(desc, serving, cpu=CPU)
     fit = None
     if with_fit and not serving.kv_unified:
@@ -275,6 +281,7 @@ def measure(path: Path, config: Config, with_fit: bool) -> dict[str, Any]:
         "plain": plain,
         "process": process,
         "idle_rest": idle_rest,
+        "checkpoints": checkpoints,
         "peak_ubatch": probe.peaks[0].hwm,
         "peak": last.hwm,
         "peak_file": last.model_file_rss,
@@ -282,6 +289,18 @@ def measure(path: Path, config: Config, with_fit: bool) -> dict[str, Any]:
         "estimate": est,
         "fit": fit,
     }
+
+
+def checkpoint_bytes(log: str) -> float:
+    """The most context-checkpoint bytes alive at once, from llama-server's "created/erasing ... checkpoint" lines."""
+    alive = largest = 0.0
+    for line in log.splitlines():
+        match = re.search(r"(created|eras\w+|supersed\w+) .*context checkpoint.*size = ([0-9.]+) MiB", line)
+        if match:
+            size = float(match.group(2)) * MIB
+            alive += size if match.group(1) == "created" else -size
+            largest = max(largest, alive)
+    return largest
 
 
 def _pct(ours: float, theirs: float) -> float:
@@ -305,32 +324,32 @@ def llama_total(r: dict[str, Any]) -> float:
 
 def table(results: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
     lines = [
-        "| configuration | weights plain | repacked | KV cache | compute | output | process overhead "
-        "| total | peak RSS: micro-batch / full context → less repacked file pages | llama-fit-params "
-        "(model / context / compute) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| configuration | weights plain | repacked | KV cache | compute | output | process at idle "
+        "| by the peak: slots + work (ours, planned) / measured | checkpoints: ours (bound) / largest alive "
+        "| total | peak RSS: micro-batch / full context → needed "
+        "| llama-fit-params: model / context / compute (ours at its settings) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    worst: dict[str, list[float]] = {
-        k: [] for k in ("plain", "repacked", "kv", "compute", "output", "process", "total")
-    }
+    worst: dict[str, list[float]] = {k: [] for k in ("plain", "repacked", "kv", "compute", "output", "idle", "total")}
     below = 0
     for r in results:
         c: Config = r["config"]
         b, e = r["buffers"], r["estimate"]
         assert isinstance(e, MemoryEstimate)
         total = llama_total(r)
+        measured_ckpt = r.get("checkpoints", 0.0)
         peak = r["peak_needed"]  # peak RSS less the repacked tensors' file pages (read once, reclaimable)
-        if e.total < total or e.total < peak:
+        # the prompt cache and the checkpoints grow over many requests: llama.cpp's report does not
+        # show them, so the total compares without them (and the checkpoints have their own column)
+        ours = e.total - e.checkpoints - e.prompt_cache
+        if ours < total or e.total < peak:
             below += 1
-        fit = r["fit"]
-        fit_cell = (
-            f"{fit['model'] / MIB:.0f} / {fit['context'] / MIB:.0f} / {fit['compute'] / MIB:.0f}" if fit else "n/a"
-        )
         peak_cell = (
             f"{r['peak_ubatch'] / MIB:.0f} / {r['peak'] / MIB:.0f} → {peak / MIB:.0f} ({_pct(e.total, peak):+.1f}%)"
             if r["peak"]
             else "n/a"
         )
+        growth = max(r["process"] - r["idle_rest"], 0.0)
         rnd = 0.005 * MIB
         lines.append(
             f"| {c.name}: {c.note} | {_cell(e.mapped + e.loaded, r['plain'], worst['plain'], rnd)} "
@@ -338,12 +357,62 @@ def table(results: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
             f"| {_cell(e.kv_cache, b['kv_cache'], worst['kv'], rnd)} "
             f"| {_cell(e.compute, b['compute'], worst['compute'], rnd)} "
             f"| {_cell(e.output, b['output'], worst['output'], rnd)} "
-            f"| {_cell(e.process, r['process'], worst['process'])} "
-            f"| {_cell(e.total, total, worst['total'])} | {peak_cell} | {fit_cell} |"
+            f"| {_cell(e.base + e.tokenizer, r['idle_rest'], worst['idle'])} "
+            f"| {(e.slots + e.work) / MIB:.1f} / {growth / MIB:.1f} "
+            f"| {e.checkpoints / MIB:.0f} / {measured_ckpt / MIB:.0f} "
+            f"| {_cell(ours, total, worst['total'])} | {peak_cell} | {fit_cell(r)} |"
         )
     summary = {k: max(v, default=0.0) for k, v in worst.items()}
     summary["below"] = below
     return "\n".join(lines), summary
+
+
+def fit_cell(r: dict[str, Any]) -> str:
+    """llama-fit-params' figures (whole MiB) next to ours under its own settings.
+
+    It plans with the defaults of llama.cpp's tools other than the server: logits for every
+    token of the micro-batch (n_outputs_max = n_batch); and its model figure is the weights it
+    places in a device buffer, so repacked weights are not in it.
+    """
+    fit = r["fit"]
+    if not fit:
+        return "n/a"
+    e = r["estimate"]
+    ours_compute = compute_sizes(compute_shape(parse_description(r["desc"]), r["config"].serving, cpu=CPU))[0]
+    return (
+        f"{fit['model'] / MIB:.0f} / {fit['context'] / MIB:.0f} / {fit['compute'] / MIB:.0f} "
+        f"({(e.mapped + e.loaded) / MIB:.0f} / {e.kv_cache / MIB:.0f} / {ours_compute / MIB:.0f})"
+    )
+
+
+def raw_of(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ["buffers", "plain", "process", "idle_rest", "checkpoints", "peak_needed", "peak_ubatch", "peak"]
+    keys += ["peak_file", "fit"]
+    return {"name": r["config"].name, **{k: r[k] for k in keys}, "estimate": r["estimate"].as_dict()}
+
+
+def rebuild(raw_file: Path, work: Path) -> list[dict[str, Any]]:
+    """Results of an earlier --json run, with the estimate of this checkout (model files in `work`)."""
+    by_name = {c.name: c for c in CONFIGS}
+    results = []
+    for raw in json.loads(raw_file.read_text(encoding="utf-8")):
+        config = by_name[raw["name"]]
+        desc = describe_gguf(read_gguf(work / config.file_name))
+        result = dict(raw, config=config, desc=desc)
+        result["estimate"] = estimate_from_description(desc, config.serving, cpu=CPU)
+        results.append(result)
+    return results
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    text, summary = table(results)
+    print(text)
+    print(
+        "\nworst difference per part (%): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in summary.items() if k != "below")
+        + f"; totals below llama.cpp's or the peak RSS: {int(summary['below'])} (goal: every part within "
+        f"{GOAL:.0f}%, none below)"
+    )
 
 
 def main() -> None:
@@ -352,7 +421,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="configuration names")
     parser.add_argument("--json", help="write the raw figures here")
     parser.add_argument("--no-fit", action="store_true", help="skip llama-fit-params")
+    parser.add_argument("--table-from", help="print the table of an earlier --json run, estimated with this checkout")
     args = parser.parse_args()
+    if args.table_from:
+        print_table(rebuild(Path(args.table_from), Path(args.dir or ".")))
+        return
     with tempfile.TemporaryDirectory(prefix="acc-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
         work = Path(args.dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -370,32 +443,9 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
-        text, summary = table(results)
-        print(text)
-        print(
-            "\nworst difference per part (%): "
-            + ", ".join(f"{k} {v:.1f}" for k, v in summary.items() if k != "below")
-            + f"; totals below llama.cpp's or the peak RSS: {int(summary['below'])} (goal: every part within "
-            f"{GOAL:.0f}%, none below)"
-        )
-        if args.json:
-            raw = [
-                {
-                    "name": r["config"].name,
-                    "buffers": r["buffers"],
-                    "plain": r["plain"],
-                    "process": r["process"],
-                    "idle_rest": r["idle_rest"],
-                    "peak_needed": r["peak_needed"],
-                    "peak_ubatch": r["peak_ubatch"],
-                    "peak": r["peak"],
-                    "peak_file": r["peak_file"],
-                    "estimate": r["estimate"].as_dict(),
-                    "fit": r["fit"],
-                }
-                for r in results
-            ]
-            Path(args.json).write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
+            if args.json:  # after each configuration, so an interrupted run keeps what it measured
+                Path(args.json).write_text(json.dumps([raw_of(x) for x in results], indent=1) + "\n", encoding="utf-8")
+        print_table(results)
 
 
 if __name__ == "__main__":

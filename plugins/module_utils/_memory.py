@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._compute import ARCH_GRAPHS, ComputeShape, compute_sizes
-from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import FILE_TYPES, GGML_TYPES_BY_NAME, GGMLType
+from ansible_collections.edgeslm.pi5.plugins.module_utils._gguf import (
+    FILE_TYPES,
+    GGML_TYPES_BY_NAME,
+    ArraySummary,
+    GGMLType,
+)
 from ansible_collections.edgeslm.pi5.plugins.module_utils._serving import (
     KV_CACHE_BLOCK_SIZES,
     RUNTIME_NAMES,
@@ -53,6 +58,7 @@ __all__ = [
     "MemoryEstimate",
     "ModelDescription",
     "bits_per_weight",
+    "compute_shape",
     "describe_gguf",
     "estimate",
     "estimate_from_description",
@@ -128,6 +134,10 @@ SLOT_FIXED = 64 * 1024
 
 # llama.cpp pads the context (and each stream) to 256 cells (src/llama-context.cpp).
 KV_PAD = 256
+# A context checkpoint's cell metadata (position and sequences), per cell, beyond the K/V rows
+# (measured: 1.503 MiB for 6 window layers x 256 cells x 1 KiB, llama-server's "created context
+# checkpoint" line: 3 KiB over the rows).
+CHECKPOINT_BYTES_PER_CELL = 16
 
 
 class EstimateError(ValueError):
@@ -294,6 +304,8 @@ def describe_gguf(info: Any) -> dict[str, Any]:
     merges = metadata.get("tokenizer.ggml.merges")
     if isinstance(merges, list):
         desc["tokenizer_merges"] = len(merges)
+    elif isinstance(merges, ArraySummary):  # long arrays are counted, not decoded
+        desc["tokenizer_merges"] = merges.count
     arch = desc.get("architecture")
     exp_ff = metadata.get(f"{arch}.expert_feed_forward_length")
     if isinstance(exp_ff, int) and not isinstance(exp_ff, bool):
@@ -620,7 +632,10 @@ def _kv_bytes(model: ModelDescription, serving: ServingConfig, layout: _Layout) 
     full_layers = model.block_count - swa_layers
     cells = full_layers * layout.kv_size + swa_layers * layout.kv_size_swa
     total = (k_row + v_row) * cells * layout.n_stream
-    checkpoint = (k_row + v_row) * swa_layers * layout.kv_size_swa
+    # a context checkpoint is the sequence's state of the window layers (tools/server/server-context.cpp
+    # create_checkpoint, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY): the cells still in the window
+    window = min(layout.kv_size_swa, model.sliding_window or 0)
+    checkpoint = ((k_row + v_row) * swa_layers + CHECKPOINT_BYTES_PER_CELL) * window if swa_layers else 0
     return total, checkpoint
 
 
@@ -732,6 +747,52 @@ def _check_positive(name: str, value: object, fix: str) -> int:
     return value
 
 
+def compute_shape(
+    model: ModelDescription,
+    serving: ServingConfig,
+    layout: _Layout | None = None,
+    cpu: CpuProfile | None = None,
+    *,
+    outputs: int | None = None,
+) -> ComputeShape:
+    """The graph shape llama.cpp reserves its compute buffer for (_compute.ComputeShape).
+
+    `outputs` is the context's n_outputs_max: llama-server reserves one per slot; None means
+    every token of the micro-batch (llama.cpp's tools other than the server, and LlamaEdge).
+    """
+    layout = layout or _layout(model, serving, "llamacpp")
+    profile = cpu or CPU_PROFILES[DEFAULT_CPU]
+    arch = ARCH_GRAPHS.get(model.architecture)
+    return ComputeShape(
+        architecture=model.architecture if arch else "llama",
+        n_layer=model.block_count,
+        n_embd=model.embedding_length,
+        n_head=model.head_count,
+        n_head_kv=model.head_count_kv,
+        head_k=model.key_length,
+        head_v=model.value_length,
+        n_vocab=model.vocab_size,
+        n_ff=model.feed_forward_length or 4 * model.embedding_length,
+        n_expert=model.expert_count or 0,
+        n_expert_used=model.expert_used_count or 0,
+        n_ff_exp=model.expert_feed_forward_length or 0,
+        swa_layers=layout.swa,
+        kv_size=layout.kv_size,
+        kv_size_swa=layout.kv_size_swa,
+        n_stream=layout.n_stream,
+        n_seq=layout.n_seq,
+        n_outputs_max=outputs if outputs is not None else layout.n_ubatch,
+        n_ubatch=layout.n_ubatch,
+        n_ctx=layout.n_ctx,
+        flash_attention=serving.flash_attention,
+        cache_type_k=serving.cache_type_k,
+        cache_type_v=serving.cache_type_v,
+        weight_vec_dot=_weight_vec_dot(model),
+        n_threads=profile.cores,
+        tiled_scratch=_tiled(model, profile, serving),
+    )
+
+
 def estimate(
     model: ModelDescription,
     serving: ServingConfig | None = None,
@@ -769,36 +830,7 @@ def estimate(
     mapped = plain if serving.mmap else 0
     loaded = 0 if serving.mmap else plain
     weights = plain + repacked
-    arch = ARCH_GRAPHS.get(model.architecture)
-    shape = ComputeShape(
-        architecture=model.architecture if arch else "llama",
-        n_layer=model.block_count,
-        n_embd=model.embedding_length,
-        n_head=model.head_count,
-        n_head_kv=model.head_count_kv,
-        head_k=model.key_length,
-        head_v=model.value_length,
-        n_vocab=model.vocab_size,
-        n_ff=model.feed_forward_length or 4 * model.embedding_length,
-        n_expert=model.expert_count or 0,
-        n_expert_used=model.expert_used_count or 0,
-        n_ff_exp=model.expert_feed_forward_length or 0,
-        swa_layers=layout.swa,
-        kv_size=layout.kv_size,
-        kv_size_swa=layout.kv_size_swa,
-        n_stream=layout.n_stream,
-        n_seq=layout.n_seq,
-        # llama-server reserves one output per slot (server_output_limits); b3651 all of them
-        n_outputs_max=layout.n_seq if kind == "llamacpp" else layout.n_ubatch,
-        n_ubatch=layout.n_ubatch,
-        n_ctx=layout.n_ctx,
-        flash_attention=serving.flash_attention,
-        cache_type_k=serving.cache_type_k,
-        cache_type_v=serving.cache_type_v,
-        weight_vec_dot=_weight_vec_dot(model),
-        n_threads=profile.cores,
-        tiled_scratch=_tiled(model, profile, serving),
-    )
+    shape = compute_shape(model, serving, layout, profile, outputs=layout.n_seq if kind == "llamacpp" else None)
     compute, work = compute_sizes(shape)
     # src/llama-context.cpp output_reserve: logits rows for max(outputs, n_seq_max): one per slot
     # (llama-server asks for the last token's logits only; so does LlamaEdge)

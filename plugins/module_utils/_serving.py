@@ -148,7 +148,7 @@ CATALOG_FIELDS: dict[str, ServingField] = {
         "ctx_checkpoints",
         "integer",
         "context checkpoints kept per slot for sliding-window models (--ctx-checkpoints; upstream's default is 32)",
-        4,
+        2,
         minimum=0,
         maximum=1024,
     ),

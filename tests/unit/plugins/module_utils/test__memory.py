@@ -326,7 +326,8 @@ def test_sliding_window_cache_per_stream(serving: ServingConfig, swa_cells: int)
 def test_context_checkpoints_of_sliding_window_models() -> None:
     serving = ServingConfig(context_per_slot=4096, parallel=2, ctx_checkpoints=3)
     est = M.estimate(GEMMA3, serving)
-    one = 22 * 1024 * 2 * 256 * 2  # 22 window layers x 1024 cells x (K + V) row
+    # 22 window layers x 512 cells (the window) x (K + V) row, as llama-server logs a checkpoint's size
+    one = (22 * 2 * 256 * 2 + M.CHECKPOINT_BYTES_PER_CELL) * 512
     assert est.checkpoints == 3 * 2 * one
     assert M.estimate(GEMMA3, replace(serving, swa_full=True)).checkpoints == 0
     assert M.estimate(QWEN3, serving).checkpoints == 0  # no window: nothing to checkpoint
@@ -461,3 +462,19 @@ def test_tensor_groups_from_a_file(tmp_path: Path) -> None:
 def test_bad_tensor_groups_are_refused() -> None:
     with pytest.raises(M.DescriptionError, match="tensor_groups"):
         M.parse_description(_desc(tensor_groups=[["Q4_0", "weights", 8, 10]]))
+
+
+def test_checkpoint_size_matches_llama_server_log() -> None:
+    """llama-server logged "created context checkpoint ... size = 1.503 MiB" for gemma3-1b shapes with 7 layers
+    (6 window layers of 256 cells, one KV head of 256), ctx 2048."""
+    desc = {**GEMMA3.__dict__, "block_count": 7, "vocab_size": 2000, "sliding_window": 256, "tensor_groups": None}
+    model = M.parse_description({k: v for k, v in desc.items() if v is not None})
+    est = M.estimate(model, ServingConfig(context_per_slot=2048, ctx_checkpoints=1))
+    assert est.checkpoints / MIB == pytest.approx(1.503, rel=0.005)
+
+
+def test_describe_gguf_counts_long_merge_lists(tmp_path: Path) -> None:
+    """The reader counts arrays above 1024 elements without decoding them; the merges still count."""
+    spec = replace(PRESETS["qwen2-tiny"], vocab_size=2048, merges=3000)
+    desc = M.describe_gguf(G.read_gguf(write_model(tmp_path / "m.gguf", spec, sparse=True)))
+    assert desc["tokenizer_model"] == "gpt2" and desc["tokenizer_merges"] == 3000

@@ -140,7 +140,7 @@ def test_llama_server_args_are_explicit_and_known() -> None:
     assert pairs["--cache-type-k"] == "q8_0"
     assert pairs["--flash-attn"] == "on"
     assert pairs["--cache-ram"] == "0"
-    assert pairs["--ctx-checkpoints"] == "4"
+    assert pairs["--ctx-checkpoints"] == "2"
     assert pairs["--load-mode"] == "mmap"
     assert pairs["--fit"] == "off"
     assert "--no-kv-unified" in args and "--repack" in args and "--metrics" in args

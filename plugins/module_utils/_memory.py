@@ -126,9 +126,10 @@ TOKENIZER_COSTS: dict[str, tuple[int, int, int]] = {
     "t5": (0, 290, 0),  # Unigram (UGM)
 }
 _TOKENIZER_UNKNOWN = (3 * MIB, 290, 0)  # the largest per-token cost (merges counted as BPE's)
-# Per slot: the sampler's candidate array (vocab x llama_token_data, 12 bytes) twice over and the
-# slot's token lists (tools/server/server-context.cpp, common/sampling.cpp), rounded up.
-SLOT_BYTES_PER_TOKEN = 24
+# Per slot: the sampler's candidate arrays (vocab x llama_token_data, 12 bytes, common/sampling.cpp)
+# and the slot's token lists (tools/server/server-context.cpp); calibrated on what a 256k-vocabulary
+# server adds by its peak beyond the work buffer (22 MiB, benchmarks/README.md), rounded up.
+SLOT_BYTES_PER_TOKEN = 48
 SLOT_BYTES_PER_CELL = 8
 SLOT_FIXED = 64 * 1024
 

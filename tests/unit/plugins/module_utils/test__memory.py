@@ -421,8 +421,8 @@ def test_process_overhead_covers_the_measured_rss(tokenizer: str, vocab: int, me
         "vocab_size": vocab, "tokenizer_model": tokenizer, "tokenizer_merges": merges,
     }  # fmt: skip
     est = M.estimate(M.parse_description(desc), ServingConfig(context_per_slot=1024))
-    ours = (est.base + est.tokenizer + est.slots) / MIB
-    assert measured <= ours <= measured * 1.2
+    ours = (est.base + est.tokenizer) / MIB  # the slots' state is allocated by the first request
+    assert measured <= ours <= measured * 1.1
 
 
 def test_llamaedge_runs_without_repacking_windows_or_checkpoints() -> None:

@@ -19,7 +19,7 @@ BUILD := $(REPO)/.build
 PYTHON ?= python3
 
 export PATH := $(VENV)/bin:$(PATH)
-export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
+export ANSIBLE_COLLECTIONS_PATH := $(REPO)/collections
 export CONTAINERS_CONF := $(REPO)/molecule/resources/containers.conf
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -40,7 +40,6 @@ VENV_STAMP := $(VENV)/.installed
 VENV_RELEASE := $(REPO)/.venv-release
 RELEASE_STAMP := $(VENV_RELEASE)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
-LINK := $(BUILD)/collections/ansible_collections/edgeslm/pi5
 GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 .PHONY: help setup apt venv images image-llama-server serve serve-down serve-test lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
@@ -48,7 +47,7 @@ GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) oci-tools images
+setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools images
 
 $(APT_STAMP): Makefile
 	@mkdir -p $(BUILD)
@@ -105,11 +104,6 @@ $(ORAS_STAMP): | $(APT_STAMP)
 
 oci-tools: $(APT_STAMP) $(ORAS_STAMP) $(RELEASE_STAMP)
 
-# The checkout, presented as ansible_collections/edgeslm/pi5 for ansible, molecule and pytest.
-$(LINK):
-	@mkdir -p $(dir $@)
-	@ln -sfn ../../../.. $@
-
 # ansible-test --venv downloads get-pip from a host this network cannot reach;
 # the stand-in runs pip from the pip wheel on PyPI instead.
 $(GETPIP): scripts/ansible-test-get-pip.py $(VENV_STAMP)
@@ -150,7 +144,7 @@ lab-down: $(VENV_STAMP)
 test: setup
 	$(VENV)/bin/python scripts/run-checks
 
-test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(LINK) $(GETPIP) oci-tools
+test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools
 	$(VENV)/bin/python scripts/run-checks --static
 
 molecule: setup
@@ -159,7 +153,7 @@ molecule: setup
 validate-gitops: $(VENV_STAMP) $(CHECKOV_STAMP)
 	$(VENV)/bin/python scripts/validate-gitops
 
-sanity: $(VENV_STAMP) $(LINK) $(GETPIP)
+sanity: $(VENV_STAMP) $(GETPIP)
 	$(VENV)/bin/python scripts/run-checks --only ansible-test-sanity
 
 clean: lab-down

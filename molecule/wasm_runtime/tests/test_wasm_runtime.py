@@ -137,15 +137,12 @@ def test_schema_matches_the_k3s_version(host: Any) -> None:
     assert fact["containerd_schema"] == ("v3" if containerd2 else "v2")
 
 
-def test_node_labels_drop_in(host: Any) -> None:
+def test_node_labels_are_the_catalogs_and_no_drop_in(host: Any) -> None:
+    # The k3s role writes the catalog's labels at registration; this role writes no drop-in of its
+    # own and sets only the catalog's Wasm labels on a registered Node.
     node = _fact(host)["node"]
-    drop_in = host.file("/etc/rancher/k3s/config.yaml.d/60-edgeslm-wasm.yaml")
-    assert drop_in.mode == 0o600
-    content = drop_in.content_string
-    assert "node-label+:" in content
-    for label in node["labels"]:
-        assert f"- {label}" in content
-    assert "edgeslm.io/wasm=wasmedge" in node["labels"]
+    assert not host.file("/etc/rancher/k3s/config.yaml.d/60-edgeslm-wasm.yaml").exists
+    assert sorted(node["labels"]) == ["edgeslm.io/wasm-wasinn=true", "edgeslm.io/wasm=wasmedge"]
 
 
 def test_api_step_is_explained_when_skipped(host: Any) -> None:

@@ -904,7 +904,9 @@ def _model_problems(catalog: SiteCatalog, model: ModelEntry, where: str) -> list
         problems.append(f"{where}.description.architecture: is required for a GGUF model")
     if model.format == "gguf":
         try:
-            _serving.check_serving(model.serving, parse_description(model.core_description()))
+            _serving.check_serving(
+                model.serving, parse_description(model.core_description()), runtime=model.runtime.name
+            )
         except ValueError as exc:
             problems.append(f"{where}.serving: {exc}")
     if catalog.scale_to_zero and not runtime.scale_to_zero:
@@ -915,19 +917,21 @@ def _model_problems(catalog: SiteCatalog, model: ModelEntry, where: str) -> list
     return problems
 
 
-def model_fit(model: ModelEntry, target: str | None = None) -> FitResult:
-    """Whether the model fits `target` (default: the catalog's target) at its serving configuration."""
+def model_fit(model: ModelEntry, target: str | None = None, arch: str | None = None) -> FitResult:
+    """Whether the model fits `target` (default: the catalog's target) at its serving configuration.
+
+    The estimate sees the whole serving configuration the server's arguments are made from
+    (micro-batch, V cache type, prompt cache, checkpoints, streams), and the CPU of `arch`
+    (arm64 | amd64; default: the target's) decides which weights are repacked.
+    """
     serving = model.serving
     return check_fit(
         model.core_description(),
         target or model.target,
         context_length=serving.context_per_slot,
-        kv_cache_type=serving.cache_type_k,
-        parallel=serving.parallel,
-        batch_size=serving.batch,
-        mmap=serving.mmap,
-        flash_attention=serving.flash_attention,
+        serving=serving,
         runtime=model.runtime.memory_runtime or "llama.cpp",
+        arch=arch,
     )
 
 

@@ -695,7 +695,7 @@ def check_site(edit: SiteEdit, signer: Any) -> list[str]:
     model = catalog.model(str(edit.entry["name"]))
     problems = []
     for node_class in catalog.classes_for(model):
-        fit = catalog_core.model_fit(model, node_class.target)
+        fit = catalog_core.model_fit(model, node_class.target, arch=node_class.arch)
         if not fit.fits:
             why = "; ".join(fit.problems)
             problems.append(

@@ -928,8 +928,10 @@ def _report_unplaced(result: SiteResult, scenario: Scenario, seen: set[str]) -> 
 def _estimates(scenario: Scenario) -> Iterator[tuple[Node, int, int, list[str]]]:
     """Per node: memory the model servers need by the estimate, other pods' requests, server names."""
     catalog_mod = load_module("_catalog")
-    cache: dict[str, int | None] = {}
+    cache: dict[tuple[str, str], int | None] = {}
     for node in scenario.nodes:
+        # The node's CPU decides which weights the server repacks (kubernetes.io/arch label).
+        arch = node.labels.get("kubernetes.io/arch")
         servers = 0
         others = 0
         names = []
@@ -937,12 +939,13 @@ def _estimates(scenario: Scenario) -> Iterator[tuple[Node, int, int, list[str]]]
             model = placed.group.model
             need = None
             if model is not None and model.runtime.memory_runtime is not None:
-                if model.name not in cache:
+                key = (model.name, arch or "")
+                if key not in cache:
                     try:
-                        cache[model.name] = int(catalog_mod.model_fit(model).needed)
+                        cache[key] = int(catalog_mod.model_fit(model, arch=arch).needed)
                     except ValueError:
-                        cache[model.name] = None
-                need = cache[model.name]
+                        cache[key] = None
+                need = cache[key]
             if need is None:
                 others += placed.requests.get("memory", 0)
             else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def site_inventory(
 
 def run_site(inv: Path) -> tuple[int, str]:
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inv), str(PLAYBOOK), "--check"],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), str(PLAYBOOK), "--check"],
         cwd=REPO,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
         capture_output=True,
@@ -94,7 +95,7 @@ def test_a_legacy_hardware_variable_is_refused(tmp_path: Path) -> None:
 def test_a_hand_written_node_is_refused(tmp_path: Path) -> None:
     inv = site_inventory(tmp_path, "lab")
     listing = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-inventory"), "-i", str(inv), "--host", "pi5-lab-agent-2"],
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inv), "--host", "pi5-lab-agent-2"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -61,7 +61,7 @@ def render_role(tmp_path: Path, controller: str, site: str, repo_url: str, **ext
     playbook = tmp_path / "render.yml"
     playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
         cwd=REPO,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
         capture_output=True,

@@ -77,11 +77,16 @@ def test_the_sdist_sha256_is_written_only_in_the_recipe() -> None:
 
 
 def test_the_benchmarks_use_the_llama_cpp_version_the_image_is_built_from() -> None:
-    # benchmarks/requirements.txt installs the Python binding of the same sdist; a drift would
-    # calibrate the memory estimate against a llama.cpp the image does not run.
+    # The accuracy benchmark calibrates the memory estimate against llama.cpp tools built from
+    # the same sdist as the image; a drift would calibrate against a llama.cpp the image does not run.
     version = recipe_doc()["source"]["version"]
-    pins = re.findall(r"^llama-cpp-python==(\S+)", (REPO / "benchmarks" / "requirements.txt").read_text(), re.M)
-    assert pins == [version]
+    named = set()
+    for rel in ("benchmarks/requirements.txt", "benchmarks/accuracy_llamacpp.py"):
+        text = (REPO / rel).read_text()
+        found = re.findall(r"(?:llama\.cpp|llama-cpp-python)[ =-]+(\d+\.\d+\.\d+)", text)
+        assert found, f"{rel} names no llama.cpp version"
+        named.update(found)
+    assert named == {version}
 
 
 def test_print_pin_prints_the_recipe_source() -> None:

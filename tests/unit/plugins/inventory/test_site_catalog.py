@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[4]
-ANSIBLE_INVENTORY = REPO / ".venv" / "bin" / "ansible-inventory"
+ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
 
 
 def _plain(value: Any) -> Any:

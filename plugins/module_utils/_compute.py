@@ -694,7 +694,7 @@ def _build(shape: ComputeShape, arch: ArchGraph, n_tokens: int, n_seqs: int, n_o
         g.expand(experts)
         views = [
             g.view(experts, _ne(e, n_tok), (experts.nb[0], experts.nb[2], experts.nb[2] * n_tok, experts.nb[2] * n_tok))
-            for _ in range(s.n_expert_used)
+            for _expert in range(s.n_expert_used)
         ]
         for item in views:
             g.expand(item)

@@ -140,7 +140,8 @@ def check(spec: Field, value: Any, path: str, problems: list[str]) -> None:
                 if marker in seen:
                     problems.append(f"{path}: {item!r} is listed twice")
                 seen.add(marker)
-        assert spec.items is not None
+        if spec.items is None:  # the field table's own mistake, not the catalog's
+            raise AssertionError(f"{path}: a list field without an item spec")
         for index, item in enumerate(value):
             check(spec.items, item, f"{path}[{_item_label(spec, item, index)}]", problems)
     elif spec.kind == "map":
@@ -174,7 +175,8 @@ def json_schema(spec: Field) -> dict[str, Any]:
             out["minItems"] = spec.min_items
         if spec.unique:
             out["uniqueItems"] = True
-        assert spec.items is not None
+        if spec.items is None:  # the field table's own mistake
+            raise AssertionError("a list field without an item spec")
         out["items"] = json_schema(spec.items)
     elif spec.kind == "map":
         out["type"] = "object"

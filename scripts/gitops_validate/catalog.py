@@ -35,7 +35,7 @@ def load_site_catalog(obj: Obj, result: SiteResult) -> Any | None:
         return catalog_core.load_catalog(obj.doc, source=obj.file)
     except catalog_core.CatalogError as exc:
         for problem in exc.problems:
-            field, _, message = problem.partition(": ")
+            field, _sep, message = problem.partition(": ")
             result.add("catalog", obj, field, message or problem)
         return None
 

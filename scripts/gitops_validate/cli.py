@@ -162,7 +162,7 @@ def _site_catalog(result: SiteResult, target: Target, index: SourceIndex) -> Non
 def _loose_catalogs(result: SiteResult, docs: list[tuple[dict[str, Any], str]]) -> None:
     found = [(d, f) for d, f in docs if d.get("kind") == CATALOG_KIND]
     if len(found) > 1:
-        files = ", ".join(f for _, f in found)
+        files = ", ".join(f for _site, f in found)
         result.add("catalog", None, "", f"{len(found)} SiteCatalogs among the given paths: {files}", file=files)
     if found:
         doc, file = found[0]

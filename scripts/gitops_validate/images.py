@@ -50,11 +50,11 @@ def containers(value: Any, path: str = "") -> Iterator[tuple[dict[str, Any], str
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
     """(name, tag, digest) of an image reference."""
-    name, _, digest = image.partition("@")
+    name, _sep, digest = image.partition("@")
     tag = None
     last = name.rsplit("/", 1)[-1]
     if ":" in last:
-        name, _, tag = name.rpartition(":")
+        name, _sep, tag = name.rpartition(":")
     return name, tag, digest or None
 
 

@@ -88,8 +88,8 @@ class Node:
 
 
 def _taint(text: str) -> dict[str, str]:
-    head, _, effect = text.rpartition(":")
-    key, _, value = head.partition("=")
+    head, _sep, effect = text.rpartition(":")
+    key, _sep, value = head.partition("=")
     return {"key": key, "value": value, "effect": effect}
 
 
@@ -452,7 +452,8 @@ def _device_plugin_resources(spec: Mapping[str, Any]) -> dict[str, int]:
     facts = load("devices")["genericDevicePlugin"]
     found: dict[str, int] = {}
     for container in spec.get("containers") or []:
-        if not str(container.get("image", "")).split("@")[0].split(":")[0].endswith(facts["image"]):
+        image = str(container.get("image", "")).split("@", maxsplit=1)[0]
+        if not image.split(":", maxsplit=1)[0].endswith(facts["image"]):
             continue
         args = [str(a) for a in container.get("args") or []]
         domain = facts["defaultDomain"]
@@ -509,7 +510,7 @@ def run_scenario(
             scenario.placed += 1
     for group in sorted(others, key=lambda g: (-g.priority, g.what == "canary", g.what == "analysis job")):
         pod = _expand(group, runtime_classes)
-        for _ in range(group.count or 0):
+        for _replica in range(group.count or 0):
             chosen, reasons = _place_one(pod, nodes)
             if chosen is None:
                 scenario.unplaced.append(Unplaced(group, reasons))
@@ -696,7 +697,7 @@ class _Collector:
                 continue
             if (obj.namespace, obj.kind, obj.name) in self.workload_refs:
                 continue  # its pod template runs under the Rollout
-            pod, _ = pod_spec(obj.doc)
+            pod, _path = pod_spec(obj.doc)
             if pod is None:
                 continue
             labels = _template_labels(obj.doc) if obj.kind != "Pod" else dict(obj.metadata.get("labels") or {})
@@ -731,7 +732,7 @@ class _Collector:
             if found is None:
                 return []  # the references check reports it
             source = found
-        pod, _ = pod_spec(source.doc)
+        pod, _path = pod_spec(source.doc)
         if pod is None:
             return []
         labels = _template_labels(source.doc)

@@ -210,7 +210,7 @@ def _patch_entry(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_patch(api_version: str, kind: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
-    group, _, version = api_version.rpartition("/")
+    group, _sep, version = api_version.rpartition("/")
     target = {"group": group, "version": version, "kind": kind, "name": name} if group else {"kind": kind, "name": name}
     return {"target": target, "patch": _dump(ops).rstrip("\n")}
 
@@ -391,10 +391,11 @@ def _render(doc: dict[str, Any], site: str, extra: str = "") -> str:
 
 def site_files(catalog: Any, site_dir: Path) -> dict[Path, str]:
     """Every generated file of a site folder, relative to the folder."""
-    volumes = "".join("---\n" + _dump(doc) for doc in model_volumes(catalog))
+    # One document (a v1 List, which kustomize flattens), as every file of the template is.
+    volumes = {"apiVersion": "v1", "kind": "List", "items": model_volumes(catalog)}
     return {
         APPS_FILE: _render(apps_kustomization(catalog, site_dir), catalog.name, " and ../patches/apps"),
-        VOLUMES_FILE: HEADER.format(site=catalog.name, extra="") + volumes,
+        VOLUMES_FILE: _render(volumes, catalog.name),
         INFRA_FILE: _render(
             infrastructure_kustomization(catalog, site_dir), catalog.name, " and ../patches/infrastructure"
         ),

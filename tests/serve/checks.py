@@ -221,7 +221,7 @@ def prom_query_range_max(prometheus: str, expr: str, start: float, end: float, s
     doc = json.loads(raw or b"{}")
     if status != 200 or doc.get("status") != "success":
         raise CheckFailed(f"Prometheus refused {expr!r}: {doc.get('error') or raw[:300]!r}")
-    values = [float(v) for series in doc["data"]["result"] for _, v in series["values"]]
+    values = [float(v) for series in doc["data"]["result"] for _time, v in series["values"]]
     if not values:
         raise CheckFailed(f"{expr!r} returned no samples between the load's start and end")
     return max(values)

@@ -300,7 +300,7 @@ def _secret(**fields: object) -> dict[str, object]:
 )
 def test_secret_rules(doc: dict[str, object], needle: str) -> None:
     problems = as_applied(doc)[1]
-    assert any(needle in message for _, message in problems), problems
+    assert any(needle in message for _where, message in problems), problems
 
 
 @pytest.mark.parametrize(

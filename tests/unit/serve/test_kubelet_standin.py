@@ -141,7 +141,9 @@ def test_unsupported_fields_are_refused_by_name(
 
 def test_traefik_config_keeps_route_middleware_and_weights(lab: list[dict[str, Any]]) -> None:
     config = traefik_config.dynamic_config(lab, {"": [18080]})["http"]
-    (router,) = config["routers"].values()
+    routers = list(config["routers"].values())
+    assert len(routers) == 1, routers
+    router = routers[0]
     assert router["rule"] == "Host(`llm.lab.edgeslm.internal`) && PathPrefix(`/v1`)"
     assert router["middlewares"] == ["slm-slm-llamacpp-ratelimit"]
     assert config["middlewares"]["slm-slm-llamacpp-ratelimit"]["rateLimit"]["burst"] == 5

@@ -14,10 +14,10 @@ GIB = 1 << 30
 
 
 def _parse(arg: str) -> tuple[str, dict[str, str]]:
-    name, _, value = arg.partition("=")
+    name, _sep, value = arg.partition("=")
     pairs = {}
     for part in value.split(","):
-        key, _, item = part.partition("=")
+        key, _sep, item = part.partition("=")
         pairs[key] = item
     return name, pairs
 

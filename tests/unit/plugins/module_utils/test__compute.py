@@ -52,7 +52,7 @@ def shape(
     else:
         kv, streams = _pad(n_ctx // slots), slots
         n_ctx = kv * slots
-    n_ub = min(min(n_ctx, batch), ubatch)
+    n_ub = min(n_ctx, batch, ubatch)
     swa: tuple[bool, ...] = ()
     kv_swa = kv
     if window:

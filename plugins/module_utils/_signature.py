@@ -181,6 +181,22 @@ def _oid(content: bytes) -> str:
     return ".".join(str(p) for p in parts)
 
 
+def load_trusted_keys(values: list[str] | None, field: str = "trusted_keys") -> tuple[TrustedKey, ...]:
+    """Each entry a PEM public key or the path of a file holding one (as modules take them)."""
+    keys = []
+    for index, value in enumerate(values or []):
+        label = f"{field}[{index}]"
+        if "-----BEGIN" in value:
+            keys.append(load_trusted_key(value, label))
+            continue
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SignatureFormatError(f"{label} {value!r} cannot be read: {exc.strerror}") from exc
+        keys.append(load_trusted_key(text, value))
+    return tuple(keys)
+
+
 def load_trusted_key(pem_text: str, label: str = "trusted key") -> TrustedKey:
     """Parse a PEM public key (EC P-256/P-384/P-521, SubjectPublicKeyInfo) and compute its hint."""
     match = re.search(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", str(pem_text), re.S)

@@ -287,7 +287,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import FetchRequest, FetchUnreachableError, fetch  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._http import TlsOptions  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._oci import EmbeddedMirror, RegistriesConfig  # noqa: E402
-from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import TrustedKey, load_trusted_key  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import load_trusted_keys  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "dest": {"type": "path", "required": True},
@@ -342,20 +342,6 @@ def _registries(module: AnsibleModule) -> RegistriesConfig:
         return RegistriesConfig.from_mapping(yaml.safe_load(stream), f"registries_file {path}")
 
 
-def _trusted_keys(values: list[str] | None) -> tuple[TrustedKey, ...]:
-    keys = []
-    for index, value in enumerate(values or []):
-        if "-----BEGIN" in value:
-            keys.append(load_trusted_key(value, f"trusted_keys[{index}]"))
-            continue
-        try:
-            text = Path(value).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"trusted_keys[{index}] {value!r} cannot be read: {exc.strerror}") from exc
-        keys.append(load_trusted_key(text, value))
-    return tuple(keys)
-
-
 def build_request(module: AnsibleModule) -> FetchRequest:
     p = module.params
     mirror = p["embedded_mirror"]
@@ -382,7 +368,7 @@ def build_request(module: AnsibleModule) -> FetchRequest:
         registry_credentials=credentials,
         url_credentials=url_credentials,
         tls=TlsOptions(ca_file=p["ca_file"], insecure_skip_verify=not p["validate_certs"]),
-        trusted_keys=_trusted_keys(p["trusted_keys"]),
+        trusted_keys=load_trusted_keys(p["trusted_keys"]),
         signature=p["signature"],
         timeout=float(p["timeout"]),
         force=p["force"],

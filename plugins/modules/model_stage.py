@@ -155,7 +155,7 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._model_stage import ( 
     stage,
 )
 from ansible_collections.edgeslm.pi5.plugins.module_utils._oci import RegistriesConfig  # noqa: E402
-from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import TrustedKey, load_trusted_key  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import load_trusted_keys  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "dir": {"type": "path", "required": True},
@@ -181,20 +181,6 @@ def _registries(path: str | None, source: str) -> RegistriesConfig:
         return RegistriesConfig.from_mapping(yaml.safe_load(stream) or {}, f"registries_file {path}")
 
 
-def _trusted_keys(values: list[str]) -> tuple[TrustedKey, ...]:
-    keys = []
-    for index, value in enumerate(values):
-        if "-----BEGIN" in value:
-            keys.append(load_trusted_key(value, f"trusted_keys[{index}]"))
-            continue
-        try:
-            text = Path(value).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise StageError(f"trusted_keys[{index}] {value!r} cannot be read: {exc.strerror}") from exc
-        keys.append(load_trusted_key(text, value))
-    return tuple(keys)
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
@@ -210,7 +196,7 @@ def main() -> None:
                 force=p["force"],
                 timeout=float(p["timeout"]),
                 registries=_registries(p["registries_file"], model.url),
-                trusted_keys=_trusted_keys(p["trusted_keys"]),
+                trusted_keys=load_trusted_keys(p["trusted_keys"]),
                 check_mode=module.check_mode,
             )
         )

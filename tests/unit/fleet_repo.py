@@ -16,19 +16,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ansible_collections.edgeslm.pi5.tests.unit.checkout import project_files
+
 REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["copy_checkout", "make_fleet", "trust_key"]
 
 
 def copy_checkout(dest: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
+    for rel in project_files():
         source, target = REPO / rel, dest / rel
         if not source.is_symlink() and not source.is_file():
             continue  # deleted in the work tree

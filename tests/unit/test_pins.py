@@ -33,7 +33,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,6 +45,7 @@ from ansible_collections.edgeslm.pi5.scripts.gitops_validate import (
     K3S_PIN_FILE,
     pinned_k3s_release,
 )
+from ansible_collections.edgeslm.pi5.tests.unit.checkout import project_files
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORY = ("changelogs/",)
@@ -58,16 +58,9 @@ UPSTREAM_RECORDS = (
 ANSIBLE_DIRS = ("roles/", "playbooks/", "inventories/", "molecule/")
 
 
-def project_files() -> list[str]:
-    """Tracked files plus untracked ones git does not ignore: what a clean clone holds."""
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    names = sorted({name for name in listing.split("\0") if name})
-    return [name for name in names if (REPO / name).is_file() and not (REPO / name).is_symlink()]
+def regular_files() -> list[str]:
+    """What a clean clone holds, regular files only (the collections/ link is not content)."""
+    return [name for name in project_files() if (REPO / name).is_file() and not (REPO / name).is_symlink()]
 
 
 def text_of(name: str) -> str | None:
@@ -138,7 +131,7 @@ def copies_of(
 ) -> list[str]:
     """Files other than `pin_file` whose code or configuration (and, if asked, Markdown) holds the pin."""
     copies = []
-    for name in project_files():
+    for name in regular_files():
         if name == pin_file or name.startswith(HISTORY + UPSTREAM_RECORDS + skip):
             continue
         if name.endswith(".md") and not markdown:
@@ -170,7 +163,7 @@ def test_the_kubernetes_minor_is_never_a_value() -> None:
     minor = K3S_KUBERNETES_MINOR
     values = {minor, f"v{minor}"}
     copies = []
-    for name in project_files():
+    for name in regular_files():
         if name.startswith(HISTORY):
             continue
         text = text_of(name)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.edgeslm.pi5.tests.unit.checkout import project_files
+
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "llama-server-image"
 RECIPE_DIR = REPO / "images" / "llama-server"
@@ -55,13 +57,7 @@ def tag_of(doc: dict[str, Any], arch: str = "amd64", containerfile: bytes | None
 
 
 def tracked_files() -> list[Path]:
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return [REPO / name for name in listing.split("\0") if name and (REPO / name).is_file()]
+    return [REPO / name for name in project_files() if (REPO / name).is_file()]
 
 
 def test_the_sdist_sha256_is_written_only_in_the_recipe() -> None:

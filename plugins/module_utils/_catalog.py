@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils import _serving
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _capacity, _serving
 from ansible_collections.edgeslm.pi5.plugins.module_utils._fields import Field, check, json_schema
 from ansible_collections.edgeslm.pi5.plugins.module_utils._memory import parse_description
 from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import SignatureError, TrustedKey, load_trusted_key
@@ -553,6 +553,8 @@ class NodeSpec:
             "labels": dict(self.labels),
             "label_list": [f"{key}={value}" for key, value in self.labels.items()],
             "taints": list(self.taints),
+            # What the kubelet reserves, exactly as the validator's capacity check assumes it.
+            "kubelet_args": _capacity.kubelet_args(self.k3s_role),
             "models": list(self.models),
         }
 

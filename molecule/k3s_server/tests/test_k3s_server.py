@@ -225,9 +225,14 @@ def test_catalog_labels_dropin(host: Any) -> None:
     fact = local_fact(host)
     dropin = read_yaml(host, DROPIN)
     assert host.file(DROPIN).mode == 0o600
-    assert set(dropin) <= {"node-label+", "node-taint+"}
+    assert set(dropin) <= {"node-label+", "node-taint+", "kubelet-arg+"}
     assert sorted(dropin["node-label+"]) == sorted(fact["catalog_labels"])
     assert dropin.get("node-taint+", []) == fact["catalog_taints"]
+    # The kubelet reserves what the validator's allocatable memory assumes (the catalog core's
+    # _capacity.kubelet_args for the node's k3s role).
+    reserved = dropin["kubelet-arg+"]
+    assert reserved == fact["catalog_kubelet_args"]
+    assert {arg.split("=", 1)[0] for arg in reserved} == {"system-reserved", "kube-reserved", "eviction-hard"}
     labels = dict(label.split("=", 1) for label in fact["catalog_labels"])
     assert labels["edgeslm.io/node-class"] == fact["node_class"]
     if labels["edgeslm.io/page-size"] == "16k":

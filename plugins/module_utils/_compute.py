@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = [
     "ARCH_GRAPHS",
@@ -790,6 +791,9 @@ def work_size(nodes: Sequence[_T], shape: ComputeShape) -> int:
     return largest + _CACHE_LINE * threads if largest else 0
 
 
+# A pure function of a frozen shape: a fleet's sites serve the same few models at the same few
+# settings, and one simulation costs milliseconds per layer.
+@lru_cache(maxsize=512)
 def compute_sizes(shape: ComputeShape) -> tuple[int, int]:
     """(compute buffer, CPU work buffer) llama.cpp allocates for `shape`.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ FLUX_KUSTOMIZATION = "kustomize.toolkit.fluxcd.io/"
 
 def unreadable_kinds(schemas: Path = DEFAULT_SCHEMAS) -> dict[tuple[str, str], str]:
     """(apiVersion, kind) of every custom resource kstatus cannot read -> why."""
+    return dict(_unreadable_kinds(schemas))
+
+
+@lru_cache(maxsize=8)
+def _unreadable_kinds(schemas: Path) -> dict[tuple[str, str], str]:
+    # Read once per process: every site of a fleet asks, and the answer is in ~30 schema files.
     wanted = load("kstatus")["kstatus"]["observedGenerationType"]
     try:
         index = json.loads((schemas / "index.json").read_text(encoding="utf-8"))
@@ -84,9 +91,15 @@ def _waited_kinds(ks: Obj, result: SiteResult) -> Iterator[tuple[str, str, str]]
             yield str(check.get("apiVersion", "")), str(check.get("kind", "")), f"spec.healthChecks[{index}]"
 
 
-def _evaluate(expression: str, doc: Mapping[str, Any]) -> bool:
+@lru_cache(maxsize=256)
+def _program(expression: str) -> celpy.Runner:
+    """A compiled expression; a fleet's sites share the same few (parse errors are not cached)."""
     env = celpy.Environment()
-    program = env.program(env.compile(expression))
+    return env.program(env.compile(expression))
+
+
+def _evaluate(expression: str, doc: Mapping[str, Any]) -> bool:
+    program = _program(expression)
     activation = {str(key): json_to_cel(value) for key, value in doc.items()}
     value = program.evaluate(activation)
     if isinstance(value, CELEvalError):

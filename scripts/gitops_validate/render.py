@@ -126,9 +126,25 @@ def _build_key(directory: Path) -> tuple[str, str]:
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
         if path.is_file():
+            data = path.read_bytes()
+            if path.suffix in (".yaml", ".yml") or path.name == "Kustomization":
+                data = _without_leading_comments(data)
             digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
+            digest.update(data + b"\0")
     return str(directory.parent.parent), digest.hexdigest()
+
+
+def _without_leading_comments(data: bytes) -> bytes:
+    """A YAML file without the comment lines before its first content line.
+
+    Comments there cannot be part of any value, and new-site's generated files name their
+    site in such a header: without it, sites whose folders build alike share one build.
+    """
+    lines = data.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or lines[start].lstrip().startswith(b"#")):
+        start += 1
+    return b"".join(lines[start:])
 
 
 def iter_manifest_files(directory: Path, ignored: Callable[[Path], bool] | None = None) -> Iterator[Path]:

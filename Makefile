@@ -42,7 +42,7 @@ RELEASE_STAMP := $(VENV_RELEASE)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
-.PHONY: help setup apt venv images image-llama-server serve serve-down serve-test lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
+.PHONY: help setup apt venv images test-images image-llama-server serve serve-down serve-test lab lab-down test test-static molecule validate-gitops sanity clean oci-tools
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -111,8 +111,23 @@ $(GETPIP): scripts/ansible-test-get-pip.py $(VENV_STAMP)
 	$(VENV)/bin/pip download -q --no-deps pip==24.2 -d $(dir $@)
 	@cp scripts/ansible-test-get-pip.py $@
 
+# Every node image Molecule and the lab use (scripts/node-image; cached by recipe hash).
+NODE_IMAGES := --release bookworm --release trixie --arch amd64 --arch arm64
+
 images: $(APT_STAMP)
-	$(PYTHON) scripts/node-image --release bookworm --release trixie --arch amd64 --arch arm64
+	$(PYTHON) scripts/node-image $(NODE_IMAGES)
+
+# What `make test` needs: the node images and the llama.cpp server image (serve-test). On a fresh
+# machine the server's compile keeps both cores busy for about 13 minutes, while debootstrap mostly
+# waits on the mirror and qemu keeps one core busy, so the two are built side by side once their
+# builder (bookworm-amd64) exists. Both are cached by recipe hash: a second run builds nothing.
+test-images: $(APT_STAMP)
+	$(PYTHON) scripts/node-image --release bookworm --arch amd64
+	@$(PYTHON) scripts/llama-server-image --arch amd64 & server=$$!; \
+	nodes=0; $(PYTHON) scripts/node-image $(NODE_IMAGES) || nodes=$$?; \
+	built=0; wait $$server || built=$$?; \
+	if [ $$built -ne 0 ]; then echo "test-images: the llama.cpp server image failed (.build/logs/image-llama-server-amd64.log)"; fi; \
+	[ $$nodes -eq 0 ] && [ $$built -eq 0 ]
 
 # The llama.cpp server image (images/llama-server), tagged by the recipe's hash: a second run
 # with an unchanged recipe builds nothing. `make image-llama-server ARCH=arm64` builds it
@@ -141,7 +156,7 @@ lab: setup
 lab-down: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/lab down
 
-test: setup
+test: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools test-images
 	$(VENV)/bin/python scripts/run-checks
 
 test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools

@@ -47,7 +47,10 @@ GETPIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 
-setup: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools images
+# Tools every check needs (apt packages, venvs, ansible-test's get-pip stand-in, oras).
+TOOLS := $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools
+
+setup: $(TOOLS) images
 
 $(APT_STAMP): Makefile
 	@mkdir -p $(BUILD)
@@ -118,11 +121,12 @@ images: $(APT_STAMP)
 	$(PYTHON) scripts/node-image $(NODE_IMAGES)
 
 # What `make test` needs: the node images and the llama.cpp server image (serve-test). On a fresh
-# machine the server's compile keeps both cores busy for about 13 minutes, while debootstrap mostly
-# waits on the mirror and qemu keeps one core busy, so the two are built side by side once their
-# builder (bookworm-amd64) exists. Both are cached by recipe hash: a second run builds nothing.
+# machine the server's compile keeps both cores busy (5 minutes alone, 7 beside debootstrap), while
+# debootstrap mostly waits on the mirror and qemu keeps one core busy, so the two are built side by
+# side once the server's builder (the node image its recipe names) exists. Both are cached by recipe
+# hash: a second run builds nothing.
 test-images: $(APT_STAMP)
-	$(PYTHON) scripts/node-image --release bookworm --arch amd64
+	$(PYTHON) scripts/llama-server-image --arch amd64 --builder-only
 	@$(PYTHON) scripts/llama-server-image --arch amd64 & server=$$!; \
 	nodes=0; $(PYTHON) scripts/node-image $(NODE_IMAGES) || nodes=$$?; \
 	built=0; wait $$server || built=$$?; \
@@ -156,10 +160,10 @@ lab: setup
 lab-down: $(VENV_STAMP)
 	$(VENV)/bin/python scripts/lab down
 
-test: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools test-images
+test: $(TOOLS) test-images
 	$(VENV)/bin/python scripts/run-checks
 
-test-static: $(APT_STAMP) $(VENV_STAMP) $(CHECKOV_STAMP) $(GETPIP) oci-tools
+test-static: $(TOOLS)
 	$(VENV)/bin/python scripts/run-checks --static
 
 molecule: setup

@@ -68,6 +68,7 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import (
 )
 
 __all__ = [
+    "AirgapArtifact",
     "ChecksumListError",
     "FetchError",
     "FetchRequest",
@@ -75,9 +76,12 @@ __all__ = [
     "FetchUnreachableError",
     "Source",
     "SourceError",
+    "airgap_artifact",
+    "airgap_checksum_list",
     "checksum_for",
     "expected_sha256",
     "fetch",
+    "naming_the_pin",
     "parse_checksum_list",
     "parse_source",
     "partial_path",
@@ -205,6 +209,63 @@ def parse_source(value: str, field_name: str = "source") -> Source:
 def partial_path(dest: Path, key: str) -> Path:
     """Where the download of `dest` lives until it is verified (same directory: the rename is atomic)."""
     return dest.with_name(f".{dest.name}.{key[:16]}.partial")
+
+
+def naming_the_pin(message: str, pinned_by: str | None) -> str:
+    """A failure message that also names where the expected digest is set (the thing to fix)."""
+    return f"{message} [expected digest from {pinned_by}]" if pinned_by else message
+
+
+# --- an airgap directory on the controller -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AirgapArtifact:
+    """A file of an airgap directory, checked against its pinned digest where it lies."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+def airgap_checksum_list(airgap_dir: str, checksum_url: str | None) -> str | None:
+    """The text of the checksum list `checksum_url` names when the airgap directory holds a copy."""
+    if not checksum_url:
+        return None
+    local = _airgap_file(airgap_dir, Path(unquote(urlsplit(checksum_url).path)).name)
+    if local is None:
+        return None
+    with local.open("rb") as stream:
+        data = stream.read(MAX_CHECKSUM_LIST_BYTES + 1)
+    if len(data) > MAX_CHECKSUM_LIST_BYTES:
+        raise FetchError(f"checksum list {str(local)!r} is larger than {MAX_CHECKSUM_LIST_BYTES} bytes")
+    return data.decode("utf-8", "replace")
+
+
+def airgap_artifact(airgap_dir: str, name: str, expected: str | None) -> AirgapArtifact | None:
+    """`name` in `airgap_dir` if it is there, hashed and refused unless it has the `expected` digest.
+
+    Used where the airgap directory is not on the node (the controller's): a file that does not
+    match never leaves the directory, so no node receives it.
+    """
+    local = _airgap_file(airgap_dir, name)
+    if local is None:
+        return None
+    if expected is None:
+        raise FetchError(
+            f"{str(local)!r} has no digest to be checked against: give sha256, or checksum_list/checksum_url "
+            "with checksum_name (the release's list may lie in the airgap directory)"
+        )
+    try:
+        found, st = _digest.sha256_file(str(local))
+    except _digest.DigestError as exc:
+        raise FetchError(str(exc)) from exc
+    if found != expected:
+        raise FetchError(
+            f"{str(local)!r} has sha256 {found}, expected {expected}; replace it with the pinned release's file "
+            "(nothing was copied to the node)"
+        )
+    return AirgapArtifact(str(local), found, st.st_size)
 
 
 # --- request and result ------------------------------------------------------------------------

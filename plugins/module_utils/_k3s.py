@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils import _fetch
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
     AGENT_KEYS,
     REPEATABLE_KEYS,
@@ -25,7 +24,6 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s_flags import (
 )
 
 __all__ = [
-    "ChecksumError",
     "ConfigKeyError",
     "K3sError",
     "K3sVersion",
@@ -34,10 +32,8 @@ __all__ = [
     "TopologyError",
     "UpgradePlan",
     "VersionError",
-    "checksum_for",
     "config_key_errors",
     "label_errors",
-    "parse_checksum_list",
     "parse_token",
     "parse_version",
     "taint_errors",
@@ -66,10 +62,6 @@ class TokenChangeError(K3sError):
 
 class ConfigKeyError(K3sError):
     """A k3s configuration key or value is not valid."""
-
-
-class ChecksumError(K3sError):
-    """A release checksum list is malformed or lacks the wanted file."""
 
 
 # --- versions ------------------------------------------------------------------------------
@@ -355,26 +347,3 @@ def taint_errors(taints: Sequence[str], variable: str) -> list[str]:
         if problem:
             errors.append(f"{variable}: {taint!r}: {problem}")
     return errors
-
-
-# --- release checksums ---------------------------------------------------------------------
-# The sha256sum-format parser is `_fetch`'s (one implementation for every artifact); these keep
-# the k3s wording and the K3sError type the k3s roles and their tests rely on.
-
-K3S_CHECKSUM_FIX = "put the release's sha256sum-<arch>.txt next to the binary in edgeslm_k3s_airgap_dir"
-
-
-def parse_checksum_list(text: str) -> dict[str, str]:
-    """Parse a `sha256sum` list (the release's sha256sum-<arch>.txt) into {file name: hex digest}."""
-    try:
-        return _fetch.parse_checksum_list(text)
-    except _fetch.ChecksumListError as exc:
-        raise ChecksumError(str(exc)) from exc
-
-
-def checksum_for(text: str, filename: str) -> str:
-    """The digest the checksum list gives for `filename`; refuse when it is not listed."""
-    try:
-        return _fetch.checksum_for(text, filename, fix=K3S_CHECKSUM_FIX)
-    except _fetch.ChecksumListError as exc:
-        raise ChecksumError(str(exc)) from exc

@@ -68,6 +68,11 @@ class StageError(ValueError):
     """The model cannot be staged; the message names the model, the field or the numbers, and the fix."""
 
 
+def version_path(directory: str, name: str, sha256: str, file: str) -> str:
+    """Where a verified version of a model lies once published: `<dir>/<name>/<sha256>/<file>`."""
+    return str(Path(directory) / name / sha256 / file)
+
+
 @dataclass(frozen=True)
 class ModelToStage:
     """One entry of the site_models filter (_catalog.SiteCatalog.models_to_stage)."""
@@ -160,6 +165,8 @@ class StageRequest:
     timeout: float = 60.0
     registries: RegistriesConfig = field(default_factory=RegistriesConfig)
     trusted_keys: tuple[TrustedKey, ...] = ()
+    # A directory on the node holding `<file>` (the model's airgap copy): it wins over the model's URL.
+    airgap_dir: str | None = None
     check_mode: bool = False
 
 
@@ -287,6 +294,7 @@ def _fetch_version(request: StageRequest, home: Path, result: StageResult, servi
                 dest=str(dest),
                 source=model.url,
                 sha256=model.sha256,
+                airgap_dir=request.airgap_dir,
                 registries=request.registries,
                 trusted_keys=request.trusted_keys,
                 timeout=request.timeout,

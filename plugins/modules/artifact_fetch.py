@@ -64,9 +64,22 @@ options:
     type: str
   airgap_dir:
     description:
-      - A directory on the managed node holding pre-staged artifacts. When it contains the file (named by
-        O(checksum_name), O(oci_file) or the file name of O(dest)), that file is used and no network is needed.
+      - A directory holding pre-staged artifacts, on the controller unless O(airgap_remote=true). When it contains
+        the file (named by O(checksum_name), O(oci_file) or the file name of O(dest)), that file is used and no
+        network is needed. A checksum list named by O(checksum_url) is read from it too.
+      - On the controller, the file is checked against its pinned digest before it leaves the controller, and
+        copied to the node only when O(dest) does not already hold that digest; C(origin) is then V(airgap) and
+        C(location) the controller path.
     type: path
+  airgap_remote:
+    description: O(airgap_dir) is a directory on the managed node (for example a mounted USB drive).
+    type: bool
+    default: false
+  pinned_by:
+    description:
+      - The variable (or file) the expected digest comes from, named in every failure so the message says what to
+        fix, for example C(gitops_bootstrap_flux_install_sha256).
+    type: str
   oci_file:
     description:
       - For an OCI source, the title of the layer to take. Defaults to the file name of O(dest).
@@ -284,7 +297,12 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import FetchRequest, FetchUnreachableError, fetch  # noqa: E402
+from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import (  # noqa: E402
+    FetchRequest,
+    FetchUnreachableError,
+    fetch,
+    naming_the_pin,
+)
 from ansible_collections.edgeslm.pi5.plugins.module_utils._http import TlsOptions  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._oci import EmbeddedMirror, RegistriesConfig  # noqa: E402
 from ansible_collections.edgeslm.pi5.plugins.module_utils._signature import load_trusted_keys  # noqa: E402
@@ -297,6 +315,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "checksum_url": {"type": "str"},
     "checksum_name": {"type": "str"},
     "airgap_dir": {"type": "path"},
+    "airgap_remote": {"type": "bool", "default": False},
+    "pinned_by": {"type": "str"},
     "oci_file": {"type": "str"},
     "registries": {"type": "dict", "no_log": True},
     "registries_file": {"type": "path"},
@@ -394,7 +414,7 @@ def main() -> None:
     except FetchUnreachableError as exc:
         module.fail_json(msg=str(exc), attempts=exc.attempts, degraded=False)
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=naming_the_pin(str(exc), module.params["pinned_by"]))
     output = result.as_dict()
     if result.changed:
         after = {"path": dest, "sha256": result.sha256 or "(from the source)"}

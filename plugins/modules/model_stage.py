@@ -81,6 +81,17 @@ options:
     type: list
     elements: str
     default: []
+  airgap_dir:
+    description:
+      - A directory holding the model's file under its catalog name (C(file) of O(model)), on the controller unless
+        O(airgap_remote=true). When it holds the file, that file is used instead of the catalog's C(url).
+      - On the controller, the file is checked against the catalog's C(sha256) before it leaves the controller,
+        and copied to the node only when the node does not have that version yet.
+    type: path
+  airgap_remote:
+    description: O(airgap_dir) is a directory on the managed node.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -167,6 +178,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "timeout": {"type": "int", "default": 60},
     "registries_file": {"type": "path"},
     "trusted_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
+    "airgap_dir": {"type": "path"},
+    "airgap_remote": {"type": "bool", "default": False},
 }
 
 
@@ -197,6 +210,7 @@ def main() -> None:
                 timeout=float(p["timeout"]),
                 registries=_registries(p["registries_file"], model.url),
                 trusted_keys=load_trusted_keys(p["trusted_keys"]),
+                airgap_dir=p["airgap_dir"],
                 check_mode=module.check_mode,
             )
         )

@@ -19,8 +19,9 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._digest import CACHE_X
 
 FACT = "/etc/ansible/facts.d/edgeslm_model_cache.fact"
 # Every refused model leaves nothing behind: a misfit, a full disk and a bad entry are refused
-# before the download, a wrong checksum removes what was fetched (and the empty model folder).
-REFUSED = ("refused-misfit", "refused-checksum", "refused-space", "refused-input")
+# before the download, a wrong checksum removes what was fetched (and the empty model folder), an
+# airgap copy that does not match is refused on the controller.
+REFUSED = ("refused-misfit", "refused-checksum", "refused-airgap", "refused-space", "refused-input")
 
 
 def _fact(host: Any) -> dict[str, Any]:

@@ -48,14 +48,6 @@ def test_checksum_refusals(text: str, name: str, message: str) -> None:
         F.checksum_for(text, name)
 
 
-def test_k3s_wrappers_use_the_same_parser() -> None:
-    from ansible_collections.edgeslm.pi5.plugins.module_utils import _k3s
-
-    assert _k3s.parse_checksum_list(LISTING) == F.parse_checksum_list(LISTING)
-    with pytest.raises(_k3s.ChecksumError, match="edgeslm_k3s_airgap_dir"):
-        _k3s.checksum_for(LISTING, "k3s-s390x")
-
-
 def test_one_checksum_parser_in_the_collection() -> None:
     """One truth: no other module parses sha256sum lines."""
     root = Path(__file__).resolve().parents[4] / "plugins"
@@ -146,6 +138,28 @@ def test_path_source_copied_atomically_and_cached(artifact: tuple[Path, str], tm
     assert record is not None and record.sha256 == sha  # model_verify will not hash it again
     again = F.fetch(F.FetchRequest(dest=str(dest), source=str(src), sha256=sha))
     assert not again.changed and again.cached
+
+
+def test_airgap_artifact_on_the_controller(artifact: tuple[Path, str]) -> None:
+    """The controller's copy is hashed where it lies; a mismatch is refused before any transfer."""
+    src, sha = artifact
+    found = F.airgap_artifact(str(src.parent), "k3s", sha)
+    assert found == F.AirgapArtifact(str(src), sha, src.stat().st_size)
+    assert F.airgap_artifact(str(src.parent), "k3s-arm64", sha) is None
+    with pytest.raises(F.FetchError, match="nothing was copied to the node"):
+        F.airgap_artifact(str(src.parent), "k3s", "b" * 64)
+    with pytest.raises(F.FetchError, match="no digest"):
+        F.airgap_artifact(str(src.parent), "k3s", None)
+
+
+def test_airgap_checksum_list_is_read_by_the_url_s_file_name(artifact: tuple[Path, str]) -> None:
+    src, sha = artifact
+    (src.parent / "sha256sum-amd64.txt").write_text(f"{sha}  k3s\n")
+    url = "https://releases.example/v1.33.7%2Bk3s1/sha256sum-amd64.txt"
+    listed = F.airgap_checksum_list(str(src.parent), url)
+    assert listed is not None and F.checksum_for(listed, "k3s") == sha
+    assert F.airgap_checksum_list(str(src.parent), "https://releases.example/sha256sum-arm64.txt") is None
+    assert F.airgap_checksum_list(str(src.parent), None) is None
 
 
 def test_airgap_dir_wins_over_the_url(artifact: tuple[Path, str], tmp_path: Path) -> None:

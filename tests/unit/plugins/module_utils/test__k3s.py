@@ -6,7 +6,6 @@ import pytest
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils import _k3s
 from ansible_collections.edgeslm.pi5.plugins.module_utils._k3s import (
-    ChecksumError,
     K3sVersion,
     TokenChangeError,
     VersionError,
@@ -240,34 +239,3 @@ def test_label_errors(labels: list[str], bad: int) -> None:
 )
 def test_taint_errors(taints: list[str], bad: int) -> None:
     assert len(_k3s.taint_errors(taints, "k3s_agent_node_taints")) == bad
-
-
-# --- checksums ------------------------------------------------------------------------------
-
-LISTING = f"""{"1" * 64}  k3s
-{"2" * 64}  k3s-airgap-images-amd64.tar.zst
-{"3" * 64} *k3s-arm64
-
-"""
-
-
-@pytest.mark.parametrize(
-    ("name", "digest"),
-    [("k3s", "1" * 64), ("k3s-arm64", "3" * 64), ("k3s-airgap-images-amd64.tar.zst", "2" * 64)],
-)
-def test_checksum_for(name: str, digest: str) -> None:
-    assert _k3s.checksum_for(LISTING, name) == digest
-
-
-@pytest.mark.parametrize(
-    ("text", "name", "message"),
-    [
-        (LISTING, "k3s-armhf", "does not name 'k3s-armhf'"),
-        ("not a checksum line", "k3s", "line 1 is not"),
-        (f"{'1' * 64}  k3s\n{'4' * 64}  k3s\n", "k3s", "twice"),
-        ("", "k3s", "lists nothing"),
-    ],
-)
-def test_checksum_refusals(text: str, name: str, message: str) -> None:
-    with pytest.raises(ChecksumError, match=message):
-        _k3s.checksum_for(text, name)

@@ -19,6 +19,7 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._model_stage import (
     StageRequest,
     model_from_mapping,
     stage,
+    version_path,
 )
 from ansible_collections.edgeslm.pi5.tests.unit.gguf_factory import PRESETS, write_model
 
@@ -85,6 +86,21 @@ def test_stage_publish_and_rerun_without_hashing(tmp_path: Path, store: dict[str
     assert not second.changed and second.actions == []
     assert not second.hashed
     assert second.entry == first.entry
+
+
+def test_an_airgap_copy_wins_over_the_url_and_lands_where_version_path_says(
+    tmp_path: Path, store: dict[str, Path]
+) -> None:
+    """The node-side airgap directory (where the action puts the controller's copy) beats the URL."""
+    airgap = tmp_path / "airgap"
+    airgap.mkdir()
+    (airgap / "edgeslm-tiny.gguf").write_bytes(store["qwen2-tiny"].read_bytes())
+    item = entry(store["qwen2-tiny"], url="https://unreachable.invalid/edgeslm-tiny.gguf")
+    result = run(tmp_path / "models", item, airgap_dir=str(airgap))
+    assert result.changed and result.fetch["origin"] == "airgap"
+    published = Path(version_path(str(tmp_path / "models"), "edgeslm-tiny", item["sha256"], "edgeslm-tiny.gguf"))
+    assert published.read_bytes() == store["qwen2-tiny"].read_bytes()
+    assert (published.parent.parent / "current" / "edgeslm-tiny.gguf").resolve() == published.resolve()
 
 
 def test_rotation_keeps_previous_and_prunes_older(tmp_path: Path, store: dict[str, Path]) -> None:

@@ -18,8 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import (
     FetchError,
@@ -28,34 +26,14 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import (
     expected_sha256,
     naming_the_pin,
 )
-from ansible_collections.edgeslm.pi5.plugins.plugin_utils._airgap import copy_to_node, node_has
-
-MODULE = "edgeslm.pi5.artifact_fetch"
+from ansible_collections.edgeslm.pi5.plugins.plugin_utils._airgap import AirgapAction, copy_to_node, node_has
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible has no type information
-    TRANSFERS_FILES = True
+class ActionModule(AirgapAction):
+    MODULE = "edgeslm.pi5.artifact_fetch"
 
-    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        args = dict(self._task.args)
-        remote = boolean(args.pop("airgap_remote", False), strict=True)
-        airgap_dir = args.get("airgap_dir")
-        try:
-            local = None
-            if not remote and airgap_dir:
-                local = self._from_controller(args, Path(str(airgap_dir)).expanduser(), task_vars or {})
-            module_result = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
-            if local is not None and module_result.get("origin") in ("airgap", "path"):
-                module_result.update(origin="airgap", location=local)
-            result.update(module_result)
-            return result
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-
-    def _from_controller(self, args: dict[str, Any], airgap: Path, task_vars: dict[str, Any]) -> str | None:
+    def from_controller(self, args: dict[str, Any], airgap: Path, task_vars: dict[str, Any]) -> str | None:
         """Rewrite `args` so the module reads the controller's file on the node; its controller path, if any."""
-        del args["airgap_dir"]
         dest = str(args.get("dest") or "")
         name = args.get("oci_file") or args.get("checksum_name") or PurePosixPath(dest).name
         try:
@@ -94,3 +72,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible has no type inf
         else:
             args["airgap_dir"] = copy_to_node(self, local.path)
         return local.path
+
+    def name_the_controller_copy(self, module_result: dict[str, Any], local: str) -> None:
+        if module_result.get("origin") in ("airgap", "path"):
+            module_result.update(origin="airgap", location=local)

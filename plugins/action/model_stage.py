@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.edgeslm.pi5.plugins.module_utils._fetch import FetchError, airgap_artifact
 from ansible_collections.edgeslm.pi5.plugins.module_utils._model_stage import (
@@ -25,33 +23,14 @@ from ansible_collections.edgeslm.pi5.plugins.module_utils._model_stage import (
     model_from_mapping,
     version_path,
 )
-from ansible_collections.edgeslm.pi5.plugins.plugin_utils._airgap import copy_to_node, node_has
-
-MODULE = "edgeslm.pi5.model_stage"
+from ansible_collections.edgeslm.pi5.plugins.plugin_utils._airgap import AirgapAction, copy_to_node, node_has
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible has no type information
-    TRANSFERS_FILES = True
+class ActionModule(AirgapAction):
+    MODULE = "edgeslm.pi5.model_stage"
 
-    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        args = dict(self._task.args)
-        remote = boolean(args.pop("airgap_remote", False), strict=True)
-        airgap_dir = args.pop("airgap_dir", None)
-        try:
-            if remote and airgap_dir:
-                args["airgap_dir"] = airgap_dir
-            elif airgap_dir:
-                staged = self._from_controller(args, Path(str(airgap_dir)).expanduser(), task_vars or {})
-                if staged:
-                    args["airgap_dir"] = staged
-            result.update(self._execute_module(MODULE, module_args=args, task_vars=task_vars))
-            return result
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-
-    def _from_controller(self, args: dict[str, Any], airgap: Path, task_vars: dict[str, Any]) -> str | None:
-        """The node directory holding the verified airgap copy, when the node needs it."""
+    def from_controller(self, args: dict[str, Any], airgap: Path, task_vars: dict[str, Any]) -> str | None:
+        """Hand the module the node directory holding the verified airgap copy, when the node needs it."""
         try:
             model = model_from_mapping(args.get("model") or {})
             local = airgap_artifact(str(airgap), model.file, model.sha256)
@@ -62,4 +41,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible has no type inf
         published = version_path(str(args.get("dir") or ""), model.name, model.sha256, model.file)
         if node_has(self, published, None, task_vars):
             return None  # the module checks the published version from its digest cache
-        return copy_to_node(self, local.path)
+        args["airgap_dir"] = copy_to_node(self, local.path)
+        return local.path
+
+    def name_the_controller_copy(self, module_result: dict[str, Any], local: str) -> None:
+        fetched = module_result.get("fetch") or {}
+        if fetched.get("origin") == "airgap":
+            fetched["location"] = local

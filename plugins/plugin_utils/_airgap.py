@@ -1,7 +1,7 @@
 # Copyright (c) edgeslm maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller side of an airgap directory, shared by the artifact_fetch and model_stage actions.
+"""Controller side of an airgap directory: the base of the artifact_fetch and model_stage actions.
 
 PRIVATE: internal to the edgeslm.pi5 collection; no compatibility promise.
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 SIGNATURE_SUFFIX = ".sig"
@@ -55,3 +56,38 @@ def copy_to_node(action: ActionBase, local_path: str) -> str:
         action._transfer_file(str(signature), staged[1])
     action._fixup_perms2([tmpdir, *staged], execute=False)
     return tmpdir
+
+
+class AirgapAction(ActionBase):  # type: ignore[misc]  # ansible has no type information
+    """Runs MODULE on the node; with `airgap_dir` on the controller, `from_controller` rewrites its arguments.
+
+    `airgap_remote: true` passes `airgap_dir` to the module unchanged (a directory on the node).
+    """
+
+    TRANSFERS_FILES = True
+    MODULE = ""
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        remote = boolean(args.pop("airgap_remote", False), strict=True)
+        airgap_dir = args.get("airgap_dir")
+        try:
+            local = None
+            if airgap_dir and not remote:
+                del args["airgap_dir"]
+                local = self.from_controller(args, Path(str(airgap_dir)).expanduser(), task_vars or {})
+            module_result: dict[str, Any] = self._execute_module(self.MODULE, module_args=args, task_vars=task_vars)
+            if local is not None:
+                self.name_the_controller_copy(module_result, local)
+            result.update(module_result)
+            return result
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def from_controller(self, args: dict[str, Any], airgap: Path, task_vars: dict[str, Any]) -> str | None:
+        """Rewrite the module's `args` for a controller airgap directory; the controller file used, if any."""
+        raise NotImplementedError
+
+    def name_the_controller_copy(self, module_result: dict[str, Any], local: str) -> None:
+        """Say in the result that the bytes came from `local` on the controller, not the node's temporary copy."""

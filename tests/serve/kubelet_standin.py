@@ -575,8 +575,17 @@ class PodRunner:
     # --- running ---------------------------------------------------------------------------
 
     def _podman(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        # conmon, which podman starts in its own working directory, writes a file named `oom` there when
+        # the container's cgroup reports an OOM event: keep it in the pod's state, not the caller's tree.
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [PODMAN, *args], capture_output=True, text=True, check=False, env=self.podman_env, timeout=timeout
+            [PODMAN, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=self.podman_env,
+            timeout=timeout,
+            cwd=self.state_dir,
         )
         if check and result.returncode != 0:
             raise PodSpecError(f"podman {args[0]} failed ({result.returncode}): {result.stderr.strip()[-800:]}")

@@ -76,9 +76,18 @@ class Site:
         return status
 
 
+def _untracked() -> set[str]:
+    """Files git would list as new in the work tree (what `git status` shows a user after the test)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    return set(listed.stdout.splitlines()) if listed.returncode == 0 else set()
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     serve.down(quiet=True)
+    untracked_before = _untracked()
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, str(HERE / "serve.py"), "up"], capture_output=True, text=True, check=False, timeout=2400
@@ -102,6 +111,8 @@ def site() -> Iterator[Site]:
         assert down.returncode == 0, down.stderr
         assert not STATE.exists(), "serve.py down left its state directory"
         assert not left, f"serve.py down left processes running: {left}"
+        # conmon writes `oom` into its working directory when a pod is OOM-killed (the limit test).
+        assert not _untracked() - untracked_before, "serve-test left files in the work tree"
 
 
 # --- make serve's contract -----------------------------------------------------------------

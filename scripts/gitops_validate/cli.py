@@ -284,7 +284,7 @@ class _Worker:
         else:
             result = _render_paths(target, self.renderer)
         _check_schemas(result, self.validators)
-        check_invariants(result, self.validators.external_secrets)
+        check_invariants(result, self.validators.external_secrets, self.validators.crds.directory)
         if target.root is not None:
             check_argocd(result, target.root)
         return result

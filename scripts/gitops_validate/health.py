@@ -133,8 +133,13 @@ def _phase_problems(entry: Mapping[str, Any], facts: Mapping[str, Any]) -> list[
     return problems
 
 
-def check_health(result: SiteResult) -> None:
-    unreadable = unreadable_kinds()
+def check_health(result: SiteResult, schemas: Path = DEFAULT_SCHEMAS) -> None:
+    """Flux Kustomizations whose waited kinds kstatus cannot read, or whose health expressions are wrong.
+
+    `schemas` is the CRD schema directory the run validates against (--schemas), so a kind's
+    status shape is read from the same schema the objects were checked with.
+    """
+    unreadable = unreadable_kinds(schemas)
     phases = {(p["apiVersion"], p["kind"]): p for p in load("kstatus").get("phases") or []}
     for ks in (o for o in result.objects if o.api_version.startswith(FLUX_KUSTOMIZATION) and o.kind == "Kustomization"):
         exprs = [e for e in ks.spec().get("healthCheckExprs") or [] if isinstance(e, dict)]

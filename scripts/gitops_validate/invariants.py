@@ -30,12 +30,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from .built_images import recipe_entry, tag_reference_problems
 from .canary import check_canary
 from .controllers import check_server_args, check_traefik_api
 from .core import load_module
+from .crd_schema import DEFAULT_SCHEMAS
 from .health import check_health
 from .images import check_image_sources
 from .model import Obj, SiteResult, pod_spec, walk_containers
@@ -621,13 +623,15 @@ CHECKS: tuple[Callable[[_Site], None], ...] = (
 )
 
 
-def check_invariants(result: SiteResult, external_secrets: frozenset[str] = frozenset()) -> None:
+def check_invariants(
+    result: SiteResult, external_secrets: frozenset[str] = frozenset(), schemas: Path = DEFAULT_SCHEMAS
+) -> None:
     site = _Site(result, external_secrets)
     for check in CHECKS:
         check(site)
     check_autoscalers(site, result.catalog)
     check_catalog_sync(site, result.catalog)
-    check_health(result)
+    check_health(result, schemas)
     check_traefik_api(result)
     check_server_args(result)
     check_model_volumes(result)

@@ -10,14 +10,20 @@ the defect reaches the rendered objects instead of only making the generated fil
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.edgeslm.pi5.scripts.gitops_validate import newsite
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate import K3S_KUBERNETES_MINOR, newsite
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.cli import DEFAULT_SCHEMAS, Target, Validators, validate
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.crd_schema import CrdValidator
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.k8s_schema import BuiltinValidator
 from ansible_collections.edgeslm.pi5.scripts.gitops_validate.model import SiteResult
+from ansible_collections.edgeslm.pi5.scripts.gitops_validate.render import Renderer
 
 Edit = Callable[[Path, str, str], None]
 RunSite = Callable[[Path, str], SiteResult]
@@ -344,3 +350,23 @@ def test_example_site_schedules_within_capacity(repo: Path, run_site: RunSite, s
     assert "placement (min replicas)" in lines
     assert "placement (max replicas + canary)" in lines
     assert " 0 unplaced" in lines and "unplaced" not in lines.replace(" 0 unplaced", "")
+
+
+def test_health_reads_the_schemas_the_run_validates_with(repo: Path, edit: Edit, tmp_path: Path) -> None:
+    """--schemas decides what kstatus can read: a Rollout schema with an integer observedGeneration is readable."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(DEFAULT_SCHEMAS, schemas)
+    rollout = schemas / "argoproj.io" / "rollout_v1alpha1.json"
+    schema = json.loads(rollout.read_text(encoding="utf-8"))
+    schema["properties"]["status"]["properties"]["observedGeneration"] = {"type": "integer"}
+    rollout.write_text(json.dumps(schema), encoding="utf-8")
+    edit(repo / APPS_FLUX, "  healthCheckExprs:\n", "  healthCheckExprsUnused:\n")
+    needle = "Rollout (argoproj.io/v1alpha1), whose health kstatus cannot compute"
+
+    def health_problems(directory: Path) -> list[str]:
+        validators = Validators(BuiltinValidator(K3S_KUBERNETES_MINOR), CrdValidator(directory), frozenset())
+        result = validate([Target("lab", root=repo)], validators, Renderer(), 1)[0]
+        return [p.message for p in result.problems if p.check == "health" and needle in p.message]
+
+    assert health_problems(DEFAULT_SCHEMAS)
+    assert not health_problems(schemas)

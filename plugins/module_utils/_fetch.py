@@ -228,18 +228,14 @@ class AirgapArtifact:
     size: int
 
 
-def airgap_checksum_list(airgap_dir: str, checksum_url: str | None) -> str | None:
+def airgap_checksum_list(airgap_dir: str | None, checksum_url: str | None) -> str | None:
     """The text of the checksum list `checksum_url` names when the airgap directory holds a copy."""
     if not checksum_url:
         return None
     local = _airgap_file(airgap_dir, Path(unquote(urlsplit(checksum_url).path)).name)
     if local is None:
         return None
-    with local.open("rb") as stream:
-        data = stream.read(MAX_CHECKSUM_LIST_BYTES + 1)
-    if len(data) > MAX_CHECKSUM_LIST_BYTES:
-        raise FetchError(f"checksum list {str(local)!r} is larger than {MAX_CHECKSUM_LIST_BYTES} bytes")
-    return data.decode("utf-8", "replace")
+    return _read_local_small(local, "checksum_url").decode("utf-8", "replace")
 
 
 def airgap_artifact(airgap_dir: str, name: str, expected: str | None) -> AirgapArtifact | None:
@@ -343,15 +339,23 @@ class FetchResult:
 # --- the fetch ------------------------------------------------------------------------------
 
 
+def _read_local_small(path: Path, what: str) -> bytes:
+    """A checksum list or signature bundle from a local file, refused beyond MAX_CHECKSUM_LIST_BYTES."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CHECKSUM_LIST_BYTES + 1)
+    except OSError as exc:
+        raise FetchError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from exc
+    if len(data) > MAX_CHECKSUM_LIST_BYTES:
+        raise FetchError(f"{what} {str(path)!r} is larger than {MAX_CHECKSUM_LIST_BYTES} bytes")
+    return data
+
+
 def _read_small(location: str, http: HttpClient, headers: Mapping[str, str], what: str) -> bytes:
     source = parse_source(location, what)
     if source.kind == "path":
-        try:
-            with Path(source.location).open("rb") as stream:
-                data = stream.read(MAX_CHECKSUM_LIST_BYTES + 1)
-        except OSError as exc:
-            raise FetchError(f"{what} {source.location!r} cannot be read: {exc.strerror}") from exc
-    elif source.kind == "url":
+        return _read_local_small(Path(source.location), what)
+    if source.kind == "url":
         response = http.request("GET", source.location, headers)
         with response:
             if response.status != 200:
@@ -493,12 +497,12 @@ def fetch(request: FetchRequest, http: HttpClient | None = None) -> FetchResult:
     try:
         checksum_text = request.checksum_list
         if checksum_text is None and request.checksum_url:
-            list_name = Path(urlsplit(request.checksum_url).path).name
-            local_list = _airgap_file(request.airgap_dir, list_name)
-            location = str(local_list) if local_list else request.checksum_url
-            checksum_text = _read_small(location, client, request.url_headers, "checksum_url").decode(
-                "utf-8", "replace"
-            )
+            # The airgap directory's copy of the list wins over the URL, as the file itself does.
+            checksum_text = airgap_checksum_list(request.airgap_dir, request.checksum_url)
+            if checksum_text is None:
+                checksum_text = _read_small(request.checksum_url, client, request.url_headers, "checksum_url").decode(
+                    "utf-8", "replace"
+                )
         expected = expected_sha256(sha256=request.sha256, checksum_list=checksum_text, checksum_name=name)
         airgap = _airgap_file(request.airgap_dir, request.oci_file or name)
         if expected is None and (airgap is not None or (source is not None and source.kind != "oci")):

@@ -344,9 +344,9 @@ def stage(request: StageRequest) -> StageResult:
     directory = Path(request.directory)
     if not directory.is_absolute():
         raise StageError(f"model_cache_dir {request.directory!r} must be an absolute path")
-    home = directory / model.name
-    version = home / model.sha256
-    final = version / model.file
+    final = Path(version_path(request.directory, model.name, model.sha256, model.file))
+    version = final.parent
+    home = version.parent
     result = StageResult()
     fetched_now = False
 
